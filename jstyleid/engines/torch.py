@@ -1,0 +1,158 @@
+"""The PyTorch engine: diffusers/transformers networks, attention processors as the StyleID seam."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..devices import resolve_device, resolve_dtype
+from ..models import fingerprint, read_config, resolve_model
+from ..schedule import NoiseSchedule
+from .base import Engine, Injection
+
+log = logging.getLogger(__name__)
+
+
+def attention(q, k, v, heads: int, scale: float, upcast: bool):
+    """softmax(scale * q k^T) v per head, on (B, tokens, inner_dim) tensors; fp32 when `upcast`."""
+    batch, n_q, inner = q.shape
+    head_dim = inner // heads
+
+    def split(t):
+        return t.reshape(t.shape[0], t.shape[1], heads, head_dim).transpose(1, 2)
+
+    dtype = q.dtype
+    q, k, v = (split(t.float() if upcast else t) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return out.transpose(1, 2).reshape(batch, n_q, inner).to(dtype)
+
+
+class _CallState:
+    """What the StyleID processors read during the current U-Net call."""
+
+    def __init__(self):
+        self.record: Sequence[str] = ()
+        self.inject: Injection | None = None
+        self.recorded: dict[str, dict[str, torch.Tensor]] = {}
+
+
+class StyleIDAttnProcessor:
+    """Self-attention of an injected layer: records q/k/v and applies the spec's injection."""
+
+    def __init__(self, name: str, state: _CallState):
+        self.name, self.state = name, state
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **_):
+        h = hidden_states
+        q, k, v = attn.to_q(h), attn.to_k(h), attn.to_v(h)
+        state = self.state
+        if state.record:
+            state.recorded[self.name] = {n: t for n, t in zip("qkv", (q, k, v)) if n in state.record}
+        inj, upcast = state.inject, attn.upcast_attention
+        if inj is None:
+            out = attention(q, k, v, attn.heads, attn.scale, upcast)
+        else:
+            n = inj.rows
+            if inj.features is not None:
+                q_content, k_style, v_style = inj.features[self.name]
+            else:  # recompute: rows n..2n-1 are the contents, 2n.. the style references
+                q_content = q[n:2 * n]
+                k_style = k[2 * n:].reshape(1, -1, k.shape[-1])
+                v_style = v[2 * n:].reshape(1, -1, v.shape[-1])
+            # q~ = gamma * q_content + (1 - gamma) * q;  attention = softmax(T q~ k^T / sqrt(d)) v
+            q_tilde = inj.gamma * q_content + (1 - inj.gamma) * q[:n]
+            stylized = attention(q_tilde, k_style.expand(n, -1, -1), v_style.expand(n, -1, -1),
+                                 attn.heads, inj.temperature * attn.scale, upcast)
+            rest = attention(q[n:], k[n:], v[n:], attn.heads, attn.scale, upcast) if h.shape[0] > n else None
+            out = stylized if rest is None else torch.cat([stylized, rest])
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+class TorchEngine(Engine):
+    name = "torch"
+
+    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None):
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from diffusers.models.attention_processor import AttnProcessor2_0
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        folder = resolve_model(model)
+        self.device = torch.device(resolve_device(device))
+        self.dtype = getattr(torch, resolve_dtype(dtype, self.device.type))
+        self.schedule = NoiseSchedule.from_scheduler_config(read_config(folder, "scheduler"))
+        self.fingerprint = fingerprint(folder)
+        load = dict(torch_dtype=self.dtype)
+        self.unet_model = UNet2DConditionModel.from_pretrained(folder / "unet", **load).to(self.device).eval()
+        self.vae = AutoencoderKL.from_pretrained(folder / "vae", **load).to(self.device).eval()
+        self.text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", **load).to(self.device).eval()
+        self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+        self.unet_config = dict(self.unet_model.config)
+        self.scaling_factor = float(self.vae.config.scaling_factor)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.model_folder = folder
+        if lora:
+            self.load_lora(lora)
+        self._state = _CallState()
+        processors = {}
+        for name in self.unet_model.attn_processors:
+            layer = name.removesuffix(".processor")
+            processors[name] = (StyleIDAttnProcessor(layer, self._state) if layer in self.injected_layers
+                                else AttnProcessor2_0())
+        self.unet_model.set_attn_processor(processors)
+        log.info("torch engine: %s on %s (%s), fingerprint %s", folder, self.device, self.dtype, self.fingerprint)
+
+    def load_lora(self, path: str) -> None:
+        """Apply a LoRA saved by train-lora (or any diffusers SD LoRA) to the U-Net."""
+        from .torch_lora import load_unet_lora
+
+        load_unet_lora(self.unet_model, path)
+
+    # -- tensors ----------------------------------------------------------------------------
+    def tensor(self, array):
+        return torch.as_tensor(np.asarray(array)).to(self.device, self.dtype)
+
+    def numpy(self, tensor):
+        return tensor.detach().float().cpu().numpy()
+
+    def cat(self, tensors):
+        return torch.cat(list(tensors))
+
+    # -- networks ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, images):
+        x = self.tensor(images)
+        return self.vae.encode(x).latent_dist.mean * self.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents):
+        y = self.vae.decode(latents / self.scaling_factor).sample.float().clamp(-1, 1)
+        return torch.round((y + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    @torch.no_grad()
+    def text(self, prompts):
+        ids = self.tokenizer(list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(self.device))[0]
+
+    @torch.no_grad()
+    def unet(self, x, t, cond, record=(), inject=None):
+        state = self._state
+        state.record, state.inject, state.recorded = tuple(record), inject, {}
+        try:
+            cond = cond.expand(x.shape[0], -1, -1) if cond.shape[0] == 1 else cond
+            out = self.unet_model(x, t, encoder_hidden_states=cond).sample
+            return out, state.recorded
+        finally:
+            state.record, state.inject, state.recorded = (), None, {}
+
+    def lora_trainer(self, **settings):
+        from .torch_lora import TorchLoraTrainer
+
+        return TorchLoraTrainer(self, **settings)

@@ -1,0 +1,111 @@
+"""User inputs: style folders, prompt.json and image decoding, each failure as one clear line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+MIN_SIDE = 8
+_FORBIDDEN = re.compile(r'[/\\:*?"<>|\x00-\x1f]')
+
+
+def safe_filename(prompt: str) -> str:
+    """The prompt as written, with only the characters file systems forbid replaced by '_'."""
+    name = _FORBIDDEN.sub("_", prompt).strip()
+    return "_" if name in ("", ".", "..") else name
+
+
+def read_prompts(path) -> dict[str, str]:
+    """prompt.json: a non-empty mapping of keys to non-empty prompt strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "prompt file is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, f"expected a mapping like {{\"0\": \"Ring\"}}, got {type(data).__name__}")
+    if not data:
+        raise InputError(path, "no prompts in the mapping")
+    for key, value in data.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(path, f"prompt {key!r} must be a non-empty string, got {value!r}")
+    names = [safe_filename(p) for p in data.values()]
+    clashes = {n for n in names if names.count(n) > 1}
+    if clashes:
+        raise InputError(path, f"prompts map to the same file name: {sorted(clashes)}")
+    return dict(data)
+
+
+def style_images(style_dir) -> list[Path]:
+    """The reference images of a style folder (`XX/images/*`), sorted by name."""
+    style_dir = Path(style_dir)
+    images_dir = style_dir / "images"
+    if not images_dir.is_dir():
+        raise InputError(style_dir, "style folder has no images/ subfolder")
+    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not images:
+        raise InputError(images_dir, "style folder contains no images")
+    return images
+
+
+def _to_rgb(image):
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits by value/257 (clipping would blow out the image).
+        values = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def load_rgb(path):
+    """Decode an image file to an RGB PIL image (EXIF orientation applied, 16-bit scaled down)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "image file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "image file is empty (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            rgb = _to_rgb(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(path, f"cannot decode image ({err})") from None
+    if min(rgb.size) < MIN_SIDE:
+        raise InputError(path, f"image is {rgb.size[0]}x{rgb.size[1]} px; each side must be at least {MIN_SIDE} px")
+    return rgb
+
+
+def preprocess(path, resolution: int) -> np.ndarray:
+    """Spec preprocessing: centre-crop square, LANCZOS resize, scale to [-1, 1], channels first."""
+    from PIL import Image
+
+    image = load_rgb(path)
+    w, h = image.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    image = image.crop((left, top, left + s, top + s)).resize((resolution, resolution), Image.LANCZOS)
+    x = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return x.transpose(2, 0, 1).copy()
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

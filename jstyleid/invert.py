@@ -1,0 +1,76 @@
+"""`jstyleid invert`: DDIM inversion of content or style images into HDF5 caches (spec, "Inversion")."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from .errors import InputError
+
+COMMAND = "invert"
+HELP = "DDIM-invert images with the base model into HDF5 caches (latents + self-attention features)"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser):
+    from .engines import add_engine_arguments
+
+    add_engine_arguments(parser)
+    parser.add_argument("--image", nargs="+", required=True, help="input images")
+    parser.add_argument("--role", choices=("content", "style"), required=True,
+                        help="content caches keep q, style caches keep k and v")
+    parser.add_argument("--out", nargs="+", required=True, help="one .h5 per image")
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps N (2..999)")
+    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--no-features", action="store_true",
+                        help="store only the latents; inject then recomputes the features")
+    parser.add_argument("--feature-dtype", choices=("float16", "float32"), default="float16")
+    parser.add_argument("--batch-size", type=int, default=4)
+
+
+def run(args):
+    if len(args.image) != len(args.out):
+        raise InputError("--out", f"{len(args.out)} outputs for {len(args.image)} images")
+    from .engines import load_engine
+
+    engine = load_engine(args.engine, args.model, args.device, args.dtype)
+    invert_images(engine, args.image, args.out, role=args.role, steps=args.steps, resolution=args.resolution,
+                  features=not args.no_features, feature_dtype=args.feature_dtype, batch_size=args.batch_size)
+
+
+def invert_images(engine, images, outs, *, role, steps, resolution, features=True, feature_dtype="float16",
+                  batch_size=4):
+    import numpy as np
+
+    from .cache import ROLE_FEATURES, CacheWriter
+    from .inputs import preprocess, sha256_file
+    from .schedule import timesteps
+    from .styleid import invert
+
+    taus = timesteps(steps)
+    multiple = 8 * engine.vae_scale_factor  # the U-Net halves the latent three times
+    if resolution < multiple or resolution % multiple:
+        raise InputError("--resolution", f"{resolution} is not a positive multiple of {multiple}")
+    pixels = [preprocess(path, resolution) for path in images]  # validate every image before any work
+    cond = engine.text([""])
+    record = ROLE_FEATURES[role] if features else ()
+    for start in range(0, len(images), batch_size):
+        batch = slice(start, start + batch_size)
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(CacheWriter(
+                out, role=role, timesteps=taus, resolution=resolution,
+                prediction_type=engine.schedule.prediction_type, model=engine.fingerprint,
+                source_sha256=sha256_file(path), layers=engine.injected_layers if features else (),
+                feature_dtype=feature_dtype)) for path, out in zip(images[batch], outs[batch])]
+
+            def write(i, x, recorded):
+                latents = engine.numpy(x)
+                host = {layer: {name: engine.numpy(t) for name, t in named.items()}
+                        for layer, named in recorded.items()}
+                for row, writer in enumerate(writers):
+                    writer.write_step(i, latents[row], {layer: {name: a[row] for name, a in named.items()}
+                                                        for layer, named in host.items()})
+
+            z = engine.encode(np.stack(pixels[batch]))
+            invert(engine, z, cond, taus, record, write)
+        log.info("inverted %d image(s) -> %s", len(writers), ", ".join(str(o) for o in outs[batch]))

@@ -1,0 +1,77 @@
+"""DDIM timesteps and the step equations of ../shared/spec/styleid.md, nothing else.
+
+Works on any engine's tensors: only +, -, * with Python floats are used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+MIN_STEPS, MAX_STEPS = 2, 999
+
+
+def timesteps(num_steps: int, num_train_timesteps: int = 1000) -> list[int]:
+    """tau_i = i*d + 1 with d = 1000 // N, for i = 0..N-1 (ascending)."""
+    if not MIN_STEPS <= num_steps <= MAX_STEPS:
+        raise InputError("--steps", f"{num_steps} is outside {MIN_STEPS}..{MAX_STEPS}")
+    d = num_train_timesteps // num_steps
+    return [i * d + 1 for i in range(num_steps)]
+
+
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """abar[t] for t = 0..999 and how the U-Net output is parameterised."""
+
+    alphas_cumprod: np.ndarray  # float64
+    prediction_type: str        # "v_prediction" or "epsilon"
+    final_alpha_cumprod: float  # abar used after the last sampling step
+
+    @classmethod
+    def from_scheduler_config(cls, config: dict) -> "NoiseSchedule":
+        n = config.get("num_train_timesteps", 1000)
+        start, end = config.get("beta_start", 0.0001), config.get("beta_end", 0.02)
+        kind = config.get("beta_schedule", "linear")
+        if kind == "scaled_linear":
+            betas = np.linspace(start**0.5, end**0.5, n, dtype=np.float32) ** 2
+        elif kind == "linear":
+            betas = np.linspace(start, end, n, dtype=np.float32)
+        else:
+            raise InputError("scheduler_config.json", f"beta_schedule {kind!r} is not supported")
+        # float32 cumprod, as diffusers computes it, so steps match DDIMScheduler bit for bit.
+        import torch
+
+        abar = torch.cumprod(1.0 - torch.from_numpy(betas), dim=0).numpy().astype(np.float64)
+        prediction = config.get("prediction_type", "epsilon")
+        if prediction not in ("epsilon", "v_prediction"):
+            raise InputError("scheduler_config.json", f"prediction_type {prediction!r} is not supported")
+        final = 1.0 if config.get("set_alpha_to_one", True) else float(abar[0])
+        return cls(abar, prediction, final)
+
+    def abar(self, t: int) -> float:
+        return float(self.alphas_cumprod[t]) if t >= 0 else self.final_alpha_cumprod
+
+    def split(self, out, x, t: int):
+        """(x0, eps) from the U-Net output `out` for a latent x at noise level t."""
+        a = self.abar(t)
+        if self.prediction_type == "v_prediction":
+            x0 = math.sqrt(a) * x - math.sqrt(1 - a) * out
+            eps = math.sqrt(a) * out + math.sqrt(1 - a) * x
+        else:
+            eps = out
+            x0 = (x - math.sqrt(1 - a) * eps) * (1.0 / math.sqrt(a))
+        return x0, eps
+
+    def move(self, out, x, t_from: int, t_to: int):
+        """DDIM (eta = 0) from level t_from to t_to: x' = sqrt(abar[t_to]) x0 + sqrt(1-abar[t_to]) eps.
+
+        t_to > t_from is an inversion step (DDIMInverseScheduler.step(out, t_to, x));
+        t_to < t_from a sampling step (DDIMScheduler.step(out, t_from, x)); t_to < 0 means final_alpha_cumprod.
+        """
+        x0, eps = self.split(out, x, t_from)
+        a = self.abar(t_to)
+        return math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
