@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser):
     from .engines import add_engine_arguments
 
-    add_engine_arguments(parser)
+    add_engine_arguments(parser, layers=True)
     parser.add_argument("--content", nargs="+", required=True, help="content caches (.h5)")
     parser.add_argument("--style", nargs="+", required=True, action="extend",
                         help="style caches (.h5); several references are pooled")
@@ -38,7 +38,7 @@ def run(args):
 
     contents = open_caches(args.content, "content")
     styles = open_caches(args.style, "style")
-    engine = load_engine(args.engine, args.model, args.device, args.dtype)
+    engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)
     mode = check_compatible(contents + styles, model=engine.fingerprint,
                             prediction_type=engine.schedule.prediction_type, layers=engine.injected_layers)
     if args.features == "stored" and mode != "stored":

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser):
     from .engines import add_engine_arguments
 
-    add_engine_arguments(parser)
+    add_engine_arguments(parser, layers=True)
     parser.add_argument("--image", nargs="+", required=True, help="input images")
     parser.add_argument("--role", choices=("content", "style"), required=True,
                         help="content caches keep q, style caches keep k and v")
@@ -33,7 +33,7 @@ def run(args):
         raise InputError("--out", f"{len(args.out)} outputs for {len(args.image)} images")
     from .engines import load_engine
 
-    engine = load_engine(args.engine, args.model, args.device, args.dtype)
+    engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)
     invert_images(engine, args.image, args.out, role=args.role, steps=args.steps, resolution=args.resolution,
                   features=not args.no_features, feature_dtype=args.feature_dtype, batch_size=args.batch_size)
 

@@ -5,7 +5,6 @@ Works on any engine's tensors: only +, -, * with Python floats are used.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +26,7 @@ def timesteps(num_steps: int, num_train_timesteps: int = 1000) -> list[int]:
 class NoiseSchedule:
     """abar[t] for t = 0..999 and how the U-Net output is parameterised."""
 
-    alphas_cumprod: np.ndarray  # float64
+    alphas_cumprod: np.ndarray  # float32, as diffusers keeps it
     prediction_type: str        # "v_prediction" or "epsilon"
     final_alpha_cumprod: float  # abar used after the last sampling step
 
@@ -45,7 +44,7 @@ class NoiseSchedule:
         # float32 cumprod, as diffusers computes it, so steps match DDIMScheduler bit for bit.
         import torch
 
-        abar = torch.cumprod(1.0 - torch.from_numpy(betas), dim=0).numpy().astype(np.float64)
+        abar = torch.cumprod(1.0 - torch.from_numpy(betas), dim=0).numpy()
         prediction = config.get("prediction_type", "epsilon")
         if prediction not in ("epsilon", "v_prediction"):
             raise InputError("scheduler_config.json", f"prediction_type {prediction!r} is not supported")
@@ -55,15 +54,20 @@ class NoiseSchedule:
     def abar(self, t: int) -> float:
         return float(self.alphas_cumprod[t]) if t >= 0 else self.final_alpha_cumprod
 
+    def coefficients(self, t: int) -> tuple[float, float]:
+        """(sqrt(abar[t]), sqrt(1 - abar[t])), rounded through float32 as diffusers computes them."""
+        a = np.float32(self.abar(t))
+        return float(np.sqrt(a)), float(np.sqrt(np.float32(1) - a))
+
     def split(self, out, x, t: int):
         """(x0, eps) from the U-Net output `out` for a latent x at noise level t."""
-        a = self.abar(t)
+        sqrt_a, sqrt_1ma = self.coefficients(t)
         if self.prediction_type == "v_prediction":
-            x0 = math.sqrt(a) * x - math.sqrt(1 - a) * out
-            eps = math.sqrt(a) * out + math.sqrt(1 - a) * x
+            x0 = sqrt_a * x - sqrt_1ma * out
+            eps = sqrt_a * out + sqrt_1ma * x
         else:
             eps = out
-            x0 = (x - math.sqrt(1 - a) * eps) * (1.0 / math.sqrt(a))
+            x0 = (x - sqrt_1ma * eps) / sqrt_a
         return x0, eps
 
     def move(self, out, x, t_from: int, t_to: int):
@@ -73,5 +77,5 @@ class NoiseSchedule:
         t_to < t_from a sampling step (DDIMScheduler.step(out, t_from, x)); t_to < 0 means final_alpha_cumprod.
         """
         x0, eps = self.split(out, x, t_from)
-        a = self.abar(t_to)
-        return math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
+        sqrt_a, sqrt_1ma = self.coefficients(t_to)
+        return sqrt_a * x0 + sqrt_1ma * eps

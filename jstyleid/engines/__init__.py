@@ -5,24 +5,37 @@ from __future__ import annotations
 ENGINES = ("torch", "jittor")
 
 
-def load_engine(name: str, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None):
-    """Load `model` (see jstyleid.models.resolve_model) on the named engine."""
+def load_engine(name: str, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None,
+                layers=None):
+    """Load `model` (see jstyleid.models.resolve_model) on the named engine.
+
+    `layers`: the injected self-attention layers (default: the spec's six decoder layers).
+    """
+    from .base import INJECTED_LAYERS
+
+    options = dict(device=device, dtype=dtype, lora=lora, layers=INJECTED_LAYERS if layers is None else layers)
     if name == "torch":
         from .torch import TorchEngine
 
-        return TorchEngine(model, device=device, dtype=dtype, lora=lora)
+        return TorchEngine(model, **options)
     if name == "jittor":
         from .jittor.engine import JittorEngine
 
-        return JittorEngine(model, device=device, dtype=dtype, lora=lora)
+        return JittorEngine(model, **options)
     raise ValueError(f"unknown engine {name!r}; choose one of {ENGINES}")
 
 
-def add_engine_arguments(parser) -> None:
-    """The options every model-using stage shares."""
+def add_engine_arguments(parser, layers: bool = False) -> None:
+    """The options every model-using stage shares (`layers`: also --layers, for invert and inject)."""
     parser.add_argument("--model", required=True,
                         help="diffusers model folder, hub id in the local cache, or builtin:tiny")
     parser.add_argument("--engine", choices=ENGINES, default="torch")
     parser.add_argument("--device", default="auto", help="auto (a free GPU, else cpu), cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                         help="auto: float16 on GPU, float32 on CPU")
+    if layers:
+        from .base import INJECTED_LAYERS
+
+        parser.add_argument("--layers", nargs="+", default=list(INJECTED_LAYERS), metavar="LAYER",
+                            help="injected self-attention layers (diffusers module paths); default: the "
+                                 "spec's up_blocks.{2,3}.attentions.{0,1,2}.transformer_blocks.0.attn1")

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..devices import resolve_device, resolve_dtype
 from ..models import fingerprint, read_config, resolve_model
 from ..schedule import NoiseSchedule
-from .base import Engine, Injection
+from .base import INJECTED_LAYERS, Engine, Injection
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class StyleIDAttnProcessor:
 class TorchEngine(Engine):
     name = "torch"
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None):
+    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None,
+                 layers=INJECTED_LAYERS):
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from diffusers.models.attention_processor import AttnProcessor2_0
         from transformers import CLIPTextModel, CLIPTokenizer
@@ -97,6 +99,7 @@ class TorchEngine(Engine):
         self.scaling_factor = float(self.vae.config.scaling_factor)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.model_folder = folder
+        self.injected_layers = tuple(layers)
         if lora:
             self.load_lora(lora)
         self._state = _CallState()
@@ -105,6 +108,9 @@ class TorchEngine(Engine):
             layer = name.removesuffix(".processor")
             processors[name] = (StyleIDAttnProcessor(layer, self._state) if layer in self.injected_layers
                                 else AttnProcessor2_0())
+        unknown = set(self.injected_layers) - {name.removesuffix(".processor") for name in processors}
+        if unknown:
+            raise InputError("--layers", f"the U-Net has no attention layer {sorted(unknown)[0]}")
         self.unet_model.set_attn_processor(processors)
         log.info("torch engine: %s on %s (%s), fingerprint %s", folder, self.device, self.dtype, self.fingerprint)
 

@@ -16,12 +16,15 @@ def import_jittor():
     """Import Jittor with the environment it reads at import time, and return the module.
 
     Jittor reads its settings from the environment only once, on first import:
-    MKL is off by default (its download/build is fragile), and an nvcc on PATH
+    MKL is off by default (Jittor would download it), and an nvcc on PATH
     without a CUDA driver would make Jittor try to build CUDA kernels, so CUDA is
     switched off then. The compile cache goes under ``$JITTOR_HOME`` (default: ~),
-    which is left to the caller.
+    which is left to the caller; its sub-folder is named after ``$cache_name``, which
+    Jittor otherwise takes from the git branch around its own install (here the
+    checkout holding .venv), so every branch switch would recompile for minutes.
     """
     os.environ.setdefault("use_mkl", "0")
+    os.environ.setdefault("cache_name", "default")
     if not _cuda_usable():
         os.environ["nvcc_path"] = ""
     import jittor

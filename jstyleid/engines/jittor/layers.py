@@ -1,6 +1,4 @@
-"""Small layers shared by the UNet, the VAE and the text encoder."""
-
-import numpy as np
+"""Norms and activations shared by the UNet, the VAE and the text encoder."""
 
 from . import import_jittor
 
@@ -60,68 +58,3 @@ def get_activation(name):
         return _ACTIVATIONS[name]
     except KeyError:
         raise NotImplementedError(f"activation {name!r} is not supported (known: {sorted(_ACTIVATIONS)})") from None
-
-
-def nearest_resize(x, size):
-    """torch's ``interpolate(mode="nearest", size=size)`` (source index floor(i * float32(in / out)))."""
-    (h, w), (out_h, out_w) = x.shape[2:], size
-    if (out_h, out_w) == (2 * h, 2 * w):
-        # exact doubling (every SD resolution): a broadcast instead of a gather
-        x = x.reshape((x.shape[0], x.shape[1], h, 1, w, 1))
-        return x.broadcast((x.shape[0], x.shape[1], h, 2, w, 2)).reshape((x.shape[0], x.shape[1], out_h, out_w))
-    rows, cols = _nearest_index(h, out_h), _nearest_index(w, out_w)
-    return x[:, :, rows][:, :, :, cols]
-
-
-def _nearest_index(n_in, n_out):
-    scale = np.float32(n_in / n_out)
-    index = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int32)
-    return jt.array(np.minimum(index, n_in - 1))
-
-
-class Upsample2D(nn.Module):
-    """Nearest-neighbour upsampling followed by a 3x3 conv."""
-
-    def __init__(self, channels):
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def execute(self, x, output_size=None):
-        if output_size is None:
-            output_size = (x.shape[2] * 2, x.shape[3] * 2)
-        return self.conv(nearest_resize(x, output_size))
-
-
-class Downsample2D(nn.Module):
-    """Strided 3x3 conv. ``padding=0`` is the VAE encoder's variant, padded (0, 1, 0, 1) by hand."""
-
-    def __init__(self, channels, padding=1):
-        self.padding = padding
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=padding)
-
-    def execute(self, x):
-        if self.padding == 0:
-            x = nn.pad(x, (0, 1, 0, 1))
-        return self.conv(x)
-
-
-class ResnetBlock2D(nn.Module):
-    """diffusers' ResnetBlock2D with ``time_embedding_norm="default"``."""
-
-    def __init__(self, in_channels, out_channels, temb_channels, groups, eps, act_fn, output_scale_factor=1.0):
-        self.act = get_activation(act_fn)
-        self.output_scale_factor = output_scale_factor
-        self.norm1 = GroupNorm(groups, in_channels, eps)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.time_emb_proj = nn.Linear(temb_channels, out_channels) if temb_channels is not None else None
-        self.norm2 = GroupNorm(groups, out_channels, eps)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
-
-    def execute(self, x, temb=None):
-        h = self.conv1(self.act(self.norm1(x)))
-        if temb is not None:
-            h = h + self.time_emb_proj(self.act(temb))[:, :, None, None]
-        h = self.conv2(self.act(self.norm2(h)))
-        if self.conv_shortcut is not None:
-            x = self.conv_shortcut(x)
-        return (x + h) / self.output_scale_factor

@@ -1,0 +1,118 @@
+"""`jstyleid generate`: content images from prompts with DDIM and classifier-free guidance (a style's LoRA applied).
+
+Equals diffusers' StableDiffusionPipeline with its DDIMScheduler given the same initial latents. The initial
+noise of each image is drawn from a numpy Generator seeded by (seed, prompt), so any image can be
+regenerated alone and equals its batched result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+COMMAND = "generate"
+HELP = "generate images for prompts (e.g. a style's prompt.json) with DDIM + guidance, optionally with a LoRA"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser):
+    from .engines import add_engine_arguments
+
+    add_engine_arguments(parser)
+    parser.add_argument("--lora", help="pytorch_lora_weights.safetensors or its folder (default: the base model)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", nargs="+", help="prompts, each with one --out")
+    source.add_argument("--prompts", help="a style's prompt.json; writes --out-dir/<prompt>.png")
+    parser.add_argument("--out", nargs="+", help="one .png per --prompt")
+    parser.add_argument("--out-dir", help="output folder for --prompts")
+    parser.add_argument("--template", default="{prompt}", help='text fed to the model, e.g. "{prompt} in style_01"')
+    parser.add_argument("--negative-prompt", default="", help="the unconditional text of classifier-free guidance")
+    parser.add_argument("--steps", type=int, default=25, help="DDIM steps (2..999)")
+    parser.add_argument("--guidance", type=float, default=7.5, help="guidance scale; <= 1 turns guidance off")
+    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=4)
+
+
+def run(args):
+    from .engines import load_engine
+    from .inputs import read_prompts, safe_filename
+
+    if args.prompts:
+        if not args.out_dir or args.out:
+            raise InputError("--prompts", "give --out-dir (not --out) with a prompt file")
+        prompts = list(read_prompts(args.prompts).values())
+        outs = [Path(args.out_dir) / f"{safe_filename(p)}.png" for p in prompts]
+    else:
+        if not args.out or len(args.out) != len(args.prompt) or args.out_dir:
+            raise InputError("--out", f"give one --out per --prompt ({len(args.prompt)})")
+        prompts, outs = args.prompt, args.out
+    if "{prompt}" not in args.template:
+        raise InputError("--template", f"{args.template!r} has no {{prompt}} placeholder")
+    if args.batch_size < 1:
+        raise InputError("--batch-size", "must be at least 1")
+    engine = load_engine(args.engine, args.model, args.device, args.dtype, lora=args.lora)
+    generate_images(engine, prompts, outs, steps=args.steps, guidance=args.guidance, resolution=args.resolution,
+                    template=args.template, seed=args.seed, batch_size=args.batch_size,
+                    negative_prompt=args.negative_prompt)
+
+
+def check_resolution(engine, resolution: int) -> None:
+    multiple = 8 * engine.vae_scale_factor  # the U-Net halves the latent three times
+    if resolution < multiple or resolution % multiple:
+        raise InputError("--resolution", f"{resolution} is not a positive multiple of {multiple}")
+
+
+def initial_noise(seed: int, prompt: str, shape: Sequence[int]) -> np.ndarray:
+    """Standard normal noise that depends only on (seed, prompt): not on the batch or the template."""
+    digest = hashlib.sha256(f"{seed}\0{prompt}".encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little")).standard_normal(shape, dtype=np.float32)
+
+
+def sample(engine, texts: Sequence[str], noise: np.ndarray, taus: Sequence[int], *, guidance: float = 7.5,
+           negative_prompt: str = ""):
+    """DDIM (eta = 0) from `noise` (B, 4, h, w) over taus descending; returns the final latent (engine tensor).
+
+    Guidance: out = u + g (c - u), with u and c from one U-Net call on the doubled batch [uncond, cond].
+    """
+    n = len(texts)
+    guided = guidance > 1  # as diffusers: guidance_scale <= 1 means no unconditional pass
+    cond = engine.text(list(texts))
+    if guided:
+        cond = engine.cat([engine.text([negative_prompt] * n), cond])
+    x = engine.tensor(noise)
+    for i in range(len(taus) - 1, -1, -1):
+        out, _ = engine.unet(engine.cat([x, x]) if guided else x, taus[i], cond)
+        if guided:
+            out = out[:n] + guidance * (out[n:] - out[:n])
+        x = engine.schedule.move(out, x, taus[i], taus[i - 1] if i > 0 else -1)
+    return x
+
+
+def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: int = 25, guidance: float = 7.5,
+                    resolution: int = 512, template: str = "{prompt}", seed: int = 0, batch_size: int = 4,
+                    negative_prompt: str = "") -> None:
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from .fileio import atomic_path
+    from .schedule import timesteps
+
+    check_resolution(engine, resolution)
+    taus = timesteps(steps)
+    channels, side = engine.unet_config["in_channels"], resolution // engine.vae_scale_factor
+    for start in tqdm(range(0, len(prompts), batch_size), desc="generate", leave=False):
+        batch = list(prompts[start:start + batch_size])
+        noise = np.stack([initial_noise(seed, p, (channels, side, side)) for p in batch])
+        texts = [template.replace("{prompt}", p) for p in batch]
+        latents = sample(engine, texts, noise, taus, guidance=guidance, negative_prompt=negative_prompt)
+        for image, out in zip(engine.decode(latents), outs[start:start + batch_size]):
+            with atomic_path(out) as tmp:
+                Image.fromarray(image).save(tmp, format="PNG")
+        log.info("generated %s", ", ".join(str(o) for o in outs[start:start + batch_size]))
