@@ -64,7 +64,7 @@ def _to_rgb(image):
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: scale to 8 bits by value/257 (clipping would blow out the image).
         values = np.asarray(image, dtype=np.float64) / 257.0
-        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), mode="L")
+        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA")
     return image.convert("RGB")
