@@ -11,7 +11,7 @@ from . import import_jittor
 from .layers import GroupNorm
 
 jt = import_jittor()
-from jittor import nn  # noqa: E402
+from jittor import nn
 
 
 def attention(q, k, v, heads, scale, mask=None, upcast=False):

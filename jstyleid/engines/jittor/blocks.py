@@ -6,7 +6,7 @@ from . import import_jittor
 from .layers import GroupNorm, get_activation
 
 jt = import_jittor()
-from jittor import nn  # noqa: E402
+from jittor import nn
 
 
 def nearest_resize(x, size):
@@ -82,8 +82,12 @@ class DownBlock(nn.Module):
     so the UNet and the VAE share this block with their own settings.
     """
 
-    def __init__(self, in_channels, out_channels, num_layers, add_downsample, resnet, transformer=None, downsample_padding=1):
-        self.resnets = nn.ModuleList([resnet(in_channels if i == 0 else out_channels, out_channels) for i in range(num_layers)])
+    def __init__(
+        self, in_channels, out_channels, num_layers, add_downsample, resnet, transformer=None, downsample_padding=1
+    ):
+        self.resnets = nn.ModuleList(
+            [resnet(in_channels if i == 0 else out_channels, out_channels) for i in range(num_layers)]
+        )
         self.attentions = nn.ModuleList([transformer(out_channels) for _ in range(num_layers)]) if transformer else None
         self.downsamplers = nn.ModuleList([Downsample2D(out_channels, downsample_padding)]) if add_downsample else None
 
@@ -102,16 +106,21 @@ class DownBlock(nn.Module):
 
 
 class MidBlock(nn.Module):
-    """diffusers' UNetMidBlock2DCrossAttn / UNetMidBlock2D: resnet, then (attention, resnet) per layer."""
+    """diffusers' UNetMidBlock2DCrossAttn / UNetMidBlock2D: resnet, then (attention, resnet) per layer.
 
-    def __init__(self, channels, num_layers, resnet, attention):
+    Without ``attention`` (VAE config ``mid_block_add_attention: false``) the resnets stay.
+    """
+
+    def __init__(self, channels, num_layers, resnet, attention=None):
         self.resnets = nn.ModuleList([resnet(channels, channels) for _ in range(num_layers + 1)])
-        self.attentions = nn.ModuleList([attention(channels) for _ in range(num_layers)])
+        self.attentions = nn.ModuleList([attention(channels) for _ in range(num_layers)]) if attention else None
 
     def execute(self, h, temb=None, context=None):
         h = self.resnets[0](h, temb)
-        for attention, resnet in zip(self.attentions, self.resnets[1:]):
-            h = resnet(attention(h, context), temb)
+        for i, resnet in enumerate(self.resnets[1:]):
+            if self.attentions is not None:
+                h = self.attentions[i](h, context)
+            h = resnet(h, temb)
         return h
 
 
@@ -121,14 +130,16 @@ class UpBlock(nn.Module):
 
     def __init__(self, resnet_in_channels, out_channels, add_upsample, resnet, transformer=None):
         self.resnets = nn.ModuleList([resnet(c, out_channels) for c in resnet_in_channels])
-        self.attentions = nn.ModuleList([transformer(out_channels) for _ in resnet_in_channels]) if transformer else None
+        self.attentions = (
+            nn.ModuleList([transformer(out_channels) for _ in resnet_in_channels]) if transformer else None
+        )
         self.upsamplers = nn.ModuleList([Upsample2D(out_channels)]) if add_upsample else None
 
     def execute(self, h, temb=None, context=None, skips=None, upsample_size=None):
-        """``skips`` (consumed from the end) come from the matching down block."""
+        """``skips`` come from the matching down block and are used last one first."""
         for i, resnet in enumerate(self.resnets):
             if skips is not None:
-                h = jt.concat([h, skips.pop()], dim=1)
+                h = jt.concat([h, skips[-1 - i]], dim=1)
             h = resnet(h, temb)
             if self.attentions is not None:
                 h = self.attentions[i](h, context)

@@ -3,7 +3,7 @@
 from . import import_jittor
 
 jt = import_jittor()
-from jittor import nn  # noqa: E402  (jittor must be imported through import_jittor first)
+from jittor import nn
 
 
 def _normalize(x, dims, eps):

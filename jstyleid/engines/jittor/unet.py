@@ -12,7 +12,7 @@ from .layers import GroupNorm, LayerNorm, get_activation
 from .weights import load_weights, read_config
 
 jt = import_jittor()
-from jittor import nn  # noqa: E402
+from jittor import nn
 
 # Config entries that would change the network, with the only value supported here.
 _FIXED_CONFIG = {
@@ -35,6 +35,7 @@ _FIXED_CONFIG = {
     "cross_attention_norm": None,
     "mid_block_type": "UNetMidBlock2DCrossAttn",
     "reverse_transformer_layers_per_block": None,
+    "num_attention_heads": None,  # diffusers itself rejects it for this model
 }
 _DOWN_BLOCKS = {"CrossAttnDownBlock2D", "DownBlock2D"}
 _UP_BLOCKS = {"CrossAttnUpBlock2D", "UpBlock2D"}
@@ -77,7 +78,9 @@ class FeedForward(nn.Module):
     def __init__(self, dim, mult=4):
         inner_dim = dim * mult
         # diffusers' net.1 is a dropout: keeping the index, not the layer, keeps the weight names
-        self.net = nn.Sequential(collections.OrderedDict([("0", GEGLU(dim, inner_dim)), ("2", nn.Linear(inner_dim, dim))]))
+        self.net = nn.Sequential(
+            collections.OrderedDict([("0", GEGLU(dim, inner_dim)), ("2", nn.Linear(inner_dim, dim))])
+        )
 
     def execute(self, x):
         return self.net(x)
@@ -90,7 +93,9 @@ class BasicTransformerBlock(nn.Module):
         self.norm1 = LayerNorm(dim)
         self.attn1 = Attention(dim, heads, head_dim, upcast_attention=upcast_attention)
         self.norm2 = LayerNorm(dim)
-        self.attn2 = Attention(dim, heads, head_dim, cross_attention_dim=cross_attention_dim, upcast_attention=upcast_attention)
+        self.attn2 = Attention(
+            dim, heads, head_dim, cross_attention_dim=cross_attention_dim, upcast_attention=upcast_attention
+        )
         self.norm3 = LayerNorm(dim)
         self.ff = FeedForward(dim)
 
@@ -107,7 +112,17 @@ class Transformer2DModel(nn.Module):
     (SD 1.x) 1x1 convs project the feature map.
     """
 
-    def __init__(self, heads, head_dim, in_channels, num_layers, cross_attention_dim, groups, use_linear_projection, upcast_attention):
+    def __init__(
+        self,
+        heads,
+        head_dim,
+        in_channels,
+        num_layers,
+        cross_attention_dim,
+        groups,
+        use_linear_projection,
+        upcast_attention,
+    ):
         inner_dim = heads * head_dim
         self.use_linear_projection = use_linear_projection
         self.norm = GroupNorm(groups, in_channels, eps=1e-6)
@@ -118,7 +133,10 @@ class Transformer2DModel(nn.Module):
             self.proj_in = nn.Conv2d(in_channels, inner_dim, 1)
             self.proj_out = nn.Conv2d(inner_dim, in_channels, 1)
         self.transformer_blocks = nn.ModuleList(
-            [BasicTransformerBlock(inner_dim, heads, head_dim, cross_attention_dim, upcast_attention) for _ in range(num_layers)]
+            [
+                BasicTransformerBlock(inner_dim, heads, head_dim, cross_attention_dim, upcast_attention)
+                for _ in range(num_layers)
+            ]
         )
 
     def execute(self, x, context):
@@ -157,8 +175,8 @@ class UNet2DConditionModel(nn.Module):
         n = len(channels)
         groups, eps, act_fn = config["norm_num_groups"], config["norm_eps"], config["act_fn"]
         layers = _per_block(config["layers_per_block"], n)
-        # diffusers' SD configs misname the head count "attention_head_dim"; num_attention_heads wins when set
-        heads = _per_block(config.get("num_attention_heads") or config["attention_head_dim"], n)
+        # diffusers' UNet configs misname the head count "attention_head_dim" (diffusers issue 2011)
+        heads = _per_block(config["attention_head_dim"], n)
         cross_dims = _per_block(config["cross_attention_dim"], n)
         transformer_layers = _per_block(config.get("transformer_layers_per_block", 1), n)
         time_embed_dim = channels[0] * 4
@@ -183,10 +201,15 @@ class UNet2DConditionModel(nn.Module):
             cross_attn = block_type == "CrossAttnDownBlock2D"
             self.down_blocks.append(
                 DownBlock(
-                    channels[max(i - 1, 0)], channels[i], layers[i], add_downsample=i < n - 1, resnet=resnet,
-                    transformer=transformer(i) if cross_attn else None, downsample_padding=config.get("downsample_padding", 1),
+                    channels[max(i - 1, 0)],
+                    channels[i],
+                    layers[i],
+                    add_downsample=i < n - 1,
+                    resnet=resnet,
+                    transformer=transformer(i) if cross_attn else None,
+                    downsample_padding=config.get("downsample_padding", 1),
                 )
-            )  # fmt: skip
+            )
 
         mid_resnet = partial(resnet, output_scale_factor=config.get("mid_block_scale_factor", 1))
         self.mid_block = MidBlock(channels[-1], 1, mid_resnet, transformer(n - 1))
@@ -204,7 +227,13 @@ class UNet2DConditionModel(nn.Module):
             ]
             cross_attn = block_type == "CrossAttnUpBlock2D"
             self.up_blocks.append(
-                UpBlock(resnet_in, out_channels, add_upsample=i < n - 1, resnet=resnet, transformer=transformer(j) if cross_attn else None)
+                UpBlock(
+                    resnet_in,
+                    out_channels,
+                    add_upsample=i < n - 1,
+                    resnet=resnet,
+                    transformer=transformer(j) if cross_attn else None,
+                )
             )
 
         self.conv_norm_out = GroupNorm(groups, channels[0], eps)
@@ -241,6 +270,8 @@ def _check_supported(config):
     for key, supported in _FIXED_CONFIG.items():
         if config.get(key, supported) != supported:
             raise NotImplementedError(f"UNet config {key}={config[key]!r} is not supported (only {supported!r})")
+    if config.get("norm_num_groups") is None:
+        raise NotImplementedError("UNet config norm_num_groups=None is not supported")
     n = len(config["block_out_channels"])
     if any(_per_block(config.get("only_cross_attention", False), n)):
         raise NotImplementedError("UNet config only_cross_attention is not supported")

@@ -1,0 +1,22 @@
+"""jstyleid: per style, DreamBooth LoRA -> content images -> DDIM inversion caches -> StyleID
+injection -> challenge submission and an offline HTML report. The rules only wire the
+`jstyleid` stages; settings: config.yaml (schema: schemas/config.schema.yaml)."""
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+include: "rules/dreambooth.smk"
+include: "rules/content.smk"
+include: "rules/invert.smk"
+include: "rules/inject.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/submission",
+        "results/report/index.html",
+        [expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+    default_target: True

@@ -1,0 +1,29 @@
+rule generate:
+    """One content image per prompt of the style, with the style's LoRA."""
+    input:
+        model=MODEL_INPUT,
+        lora=rules.train_lora.output.weights,
+    output:
+        directory("results/{style}/content"),
+    log:
+        "results/logs/generate/{style}.log",
+    benchmark:
+        "results/benchmarks/generate/{style}.tsv"
+    params:
+        model=MODEL,
+        prompts=lambda w: list(prompts(w.style).values()),
+        outs=lambda w, output: files_in(output[0], prompts(w.style), ".png"),
+        template=lambda w: setting(w.style, "template").replace("{style}", w.style),
+        steps=per_style("gen_steps"),
+        guidance=per_style("guidance"),
+        resolution=per_style("resolution"),
+        seed=per_style("seed"),
+        batch_size=config["batch_size"],
+    threads: 2
+    resources:
+        **MODEL_JOB,
+    shell:
+        "jstyleid generate --model {params.model:q} --lora {input.lora:q} --prompt {params.prompts:q}"
+        " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
+        " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
+        " --batch-size {params.batch_size} {ENGINE} 2> {log:q}"

@@ -1,0 +1,43 @@
+rule invert_style:
+    """DDIM inversion caches of the chosen style references, with the base model."""
+    input:
+        model=MODEL_INPUT,
+        images=lambda w: style_refs(w.style),
+    output:
+        directory("results/{style}/cache/style"),
+    log:
+        "results/logs/invert_style/{style}.log",
+    benchmark:
+        "results/benchmarks/invert_style/{style}.tsv"
+    params:
+        model=MODEL,
+        role="style",
+        images=lambda w: style_refs(w.style),
+        outs=lambda w, output: files_in(output[0], [p.stem for p in style_refs(w.style)], ".h5"),
+        steps=per_style("inversion_steps"),
+        resolution=per_style("resolution"),
+        no_features=NO_FEATURES,
+        batch_size=config["batch_size"],
+    threads: 2
+    resources:
+        **MODEL_JOB,
+    shell:
+        "jstyleid invert --model {params.model:q} --role {params.role} --image {params.images:q}"
+        " --out {params.outs:q} --steps {params.steps} --resolution {params.resolution}"
+        " --batch-size {params.batch_size} {params.no_features} {ENGINE} 2> {log:q}"
+
+
+use rule invert_style as invert_content with:
+    input:
+        model=MODEL_INPUT,
+        images=lambda w: content_input(w.style),
+    output:
+        directory("results/{style}/cache/content"),
+    log:
+        "results/logs/invert_content/{style}.log",
+    benchmark:
+        "results/benchmarks/invert_content/{style}.tsv"
+    params:
+        role="content",
+        images=lambda w: content_images(w.style),
+        outs=lambda w, output: files_in(output[0], prompts(w.style), ".h5"),
