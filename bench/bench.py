@@ -3,7 +3,7 @@
 
     GPU:        python bench/bench.py --preset sd21 --resolution 512 768 --out bench/results-DATE.json
     CPU smoke:  python bench/bench.py --preset tiny --resolution 64 --steps 3 --smoke
-    levers:     ... --dtype bfloat16 | --compile [MODE] | --channels-last | --batch-size N
+    levers:     ... --dtype bfloat16 | --compile [MODE] | --channels-last | --no-upcast | --batch-size N
     compare:    python bench/bench.py --compare a.json b.json
 
 Every figure runs the jstyleid code path a job runs (TorchEngine, train-lora's trainer, generate_images,
@@ -65,6 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
     p.add_argument("--compile", nargs="?", const="default", help="torch.compile the U-Net (optional mode)")
     p.add_argument("--channels-last", action="store_true", help="U-Net and VAE in channels_last")
+    p.add_argument("--no-upcast", action="store_true",
+                   help="injected layers' SDPA in the compute dtype, not fp32 (fused kernels accumulate in fp32)")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "jstyleid-bench",
                    help="models are kept here; each run's scratch files are removed")
@@ -130,6 +132,15 @@ def with_levers(engine, args):
     if args.compile:
         engine.unet_model.compile(mode=args.compile)  # in place: engine.unet and the trainer call it
     return engine
+
+
+def patch_library(args) -> None:
+    """Levers that need a library change, tried here by patching it in this process only."""
+    if args.no_upcast:
+        import jstyleid.engines.torch as torch_engine
+
+        attention = torch_engine.attention  # StyleIDAttnProcessor looks the name up at each call
+        torch_engine.attention = lambda q, k, v, heads, scale, upcast: attention(q, k, v, heads, scale, False)
 
 
 def release(args):
@@ -233,7 +244,10 @@ class SeedProcedure:
         return self._swap.__exit__(*exc)
 
     def guided(self, x, tau):
-        out = self.engine.unet_model(self.engine.cat([x, x]), tau, encoder_hidden_states=self.cond).sample
+        import torch
+
+        with torch.no_grad():
+            out = self.engine.unet_model(self.engine.cat([x, x]), tau, encoder_hidden_states=self.cond).sample
         uncond, cond = out.chunk(2)
         return uncond + GUIDANCE * (cond - uncond)
 
@@ -294,13 +308,14 @@ def probe_startup(args):
 def bench_startup(args, model):
     argv = [sys.executable, __file__, "--probe", "--model", str(model), "--device", args.device, "--dtype",
             args.dtype, "--resolution", str(args.resolution[0])]
-    argv += ["--channels-last"] * args.channels_last + (["--compile", args.compile] if args.compile else [])
+    argv += ["--channels-last"] * args.channels_last + ["--no-upcast"] * args.no_upcast
+    argv += ["--compile", args.compile] if args.compile else []
     for _ in range(args.warmup + 1):  # the last run counts (OS file cache warm, as for most of a workflow's jobs)
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - start
     parts = json.loads(done.stdout.strip().splitlines()[-1])
-    rows = {f"{name}": figure(seconds, "s") for name, seconds in parts.items()}
+    rows = {name: figure(seconds, "s") for name, seconds in parts.items()}
     rows["job_overhead"] = figure(wall, "s", note="fresh process: interpreter, imports, model load, first U-Net call")
     return rows
 
@@ -372,12 +387,11 @@ def bench_styleid(args, model, res, work):
         seed_inject, _ = measure(lambda: seed.inject(*inverted), args)
         del inverted
         seed_cold, seed_peak = measure(lambda: seed.stylize(content_px, style_px), args)
-    rows = {"seed_cold_r1": figure(seed_cold, "s/image", seed_peak, note="the seed's procedure, whole")}
-    note = "one image at a time (seed: CFG batch 2, lists on the GPU)"
-    for key, images, role in (("content", contents, "content"), ("style", styles, "style")):
-        seconds, peak = measure(lambda: invert(images, key, role), args)
+    rows = {}
+    for role, images in (("content", contents), ("style", styles)):
+        seconds, peak = measure(lambda: invert(images, role, role), args)
         rows[f"invert_{role}"] = figure(seconds / len(images), "s/image", peak, seed_invert,
-                                        f"{len(images)} per call, features stored to HDF5; seed: {note}")
+                                        f"{len(images)} per call, features to HDF5; seed: one image, CFG batch 2")
     seconds, peak = measure(lambda: invert(contents, "content-lat", "content"), args)
     rows["invert_content_latents_only"] = figure(seconds / n, "s/image", peak, seed_invert, "invert --no-features")
     invert(styles, "style-lat", "style")
@@ -394,12 +408,12 @@ def bench_styleid(args, model, res, work):
                 invert(styles[:r], "style" + suffix, "style")
                 inject_files(engine, c, s, outs, mode, n)
 
-            # Its pieces ran above with the same shapes: no separate warm-up.
-            seconds, peak = measure(cold, args, warmup=0)
+            seconds, peak = measure(cold, args)
             rows[f"cold_{mode}_r{r}"] = figure(seconds / n, "s/image", peak, seed_cold if seeded else None,
                                                f"invert {n} contents + {r} style(s) + inject + decode")
-    size = lambda key: os.path.getsize(h5[key][0])  # noqa: E731
-    rows.update({f"cache_{key.replace('-lat', '_latents_only')}": figure(size(key), "bytes/image") for key in h5})
+    rows["seed_cold_r1"] = figure(seed_cold, "s/image", seed_peak, note="the seed's procedure, whole, per image")
+    for key, paths in h5.items():
+        rows[f"cache_{key.replace('-lat', '_latents_only')}"] = figure(os.path.getsize(paths[0]), "bytes/image")
     return rows
 
 
@@ -492,7 +506,18 @@ def environment(args):
                     numpy=numpy.__version__, jstyleid=jstyleid.__version__)
     settings = {k: v for k, v in vars(args).items() if k not in ("compare", "probe", "out", "work", "stages")}
     return dict(device=device, date=datetime.date.today().isoformat(), versions=versions, settings=settings,
-                issue_floor_s=ISSUE_FLOOR_S, startup={}, resolutions={})
+                work_filesystem=filesystem(args.work), issue_floor_s=ISSUE_FLOOR_S, startup={}, resolutions={})
+
+
+def filesystem(path: Path) -> str | None:
+    """The file system type holding `path` (caches are written there: tmpfs, ext4, ...), from /proc/mounts."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return None
+    path = str(path.resolve())
+    inside = [(point, kind) for point, kind in mounts if path == point or path.startswith(point.rstrip("/") + "/")]
+    return max(inside, key=lambda m: len(m[0]))[1] if inside else None
 
 
 def number(value) -> str:
@@ -512,7 +537,8 @@ def report(results) -> str:
     s = results["settings"]
     out = [f"# jstyleid bench: {results['device']}, {results['date']}",
            f"{s['preset'] if not s['model'] else s['model']}, {s['dtype']}, {s['steps']} steps, batch "
-           f"{s['batch_size']}, compile {s['compile']}, channels_last {s['channels_last']}; versions "
+           f"{s['batch_size']}, compile {s['compile']}, channels_last {s['channels_last']}, no_upcast "
+           f"{s['no_upcast']}; work files on {results['work_filesystem']}; versions "
            + ", ".join(f"{k} {v}" for k, v in results["versions"].items())]
     if results["startup"]:
         out += ["\n## Job start-up", table(results["startup"])]
@@ -528,6 +554,8 @@ def report(results) -> str:
 def compare(paths) -> str:
     runs = [json.loads(p.read_text()) for p in paths]
     lines = ["| px | figure | unit | " + " | ".join(p.stem for p in paths) + " |", "|---" * (3 + len(paths)) + "|"]
+    lines += [f"| | {key} | | " + " | ".join(str(run[key] if key in run else run["settings"].get(key)) for run in runs) + " |"
+              for key in ("device", "dtype", "compile", "channels_last", "no_upcast", "batch_size", "steps")]
     keys = {(res, name, row["unit"]): None for run in runs for res, block in run["resolutions"].items()
             for name, row in block["figures"].items()}
     for res, name, unit in keys:
@@ -549,6 +577,7 @@ def main(argv=None) -> int:
     if args.compare:
         print(compare(args.compare))
         return 0
+    patch_library(args)
     if args.probe:
         probe_startup(args)
         return 0
@@ -559,6 +588,7 @@ def main(argv=None) -> int:
     args.device = resolve_device(args.device)
     args.dtype = resolve_dtype(args.dtype, args.device.split(":")[0])
     args.cuda = args.device.startswith("cuda")
+    args.work.mkdir(parents=True, exist_ok=True)
     model = Path(args.model) if args.model else args.work / "models" / args.preset
     if not args.model and not (model / "model_index.json").is_file():
         make_model(args.preset, model)
@@ -567,7 +597,6 @@ def main(argv=None) -> int:
     if "startup" in args.stages:
         results["startup"] = bench_startup(args, model)
         save(results, args.out)
-    args.work.mkdir(parents=True, exist_ok=True)
     for res in args.resolution:
         block = results["resolutions"].setdefault(str(res), {"figures": {}})
         work = Path(tempfile.mkdtemp(prefix=f"run-{res}-", dir=args.work))

@@ -106,11 +106,10 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     from tqdm.auto import tqdm
 
     from .fileio import atomic_path
-    from .generate import check_resolution
     from .inputs import preprocess
     from .plots import plot_loss
 
-    check_resolution(engine, resolution)
+    engine.check_resolution(resolution)
     pixels = np.stack([preprocess(path, resolution) for path in images])
     alpha = float(rank if alpha is None else alpha)
     trainer = engine.lora_trainer(rank=rank, alpha=alpha, targets=tuple(targets), lr=lr,
@@ -136,10 +135,10 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
         progress.set_postfix(loss=f"{losses[-1]:.4f}")
 
     out_dir = Path(out_dir)
-    save_lora(out_dir / LORA_FILE, trainer.lora_state_dict(), alpha / rank)
     with atomic_path(out_dir / "loss.csv") as tmp:
         tmp.write_text("step,loss\n" + "".join(f"{i},{loss:.8g}\n" for i, loss in enumerate(losses, 1)))
     plot_loss(losses, out_dir / "loss.png", title=f"LoRA training loss ({prompt})")
+    save_lora(out_dir / LORA_FILE, trainer.lora_state_dict(), alpha / rank)  # last: its presence means done
     log.info("trained LoRA %r for %d steps on %d image(s): loss %.4f -> %.4f; wrote %s", prompt, steps,
              len(images), losses[0], losses[-1], out_dir / LORA_FILE)
     return losses

@@ -63,12 +63,6 @@ def run(args):
                     negative_prompt=args.negative_prompt)
 
 
-def check_resolution(engine, resolution: int) -> None:
-    multiple = 8 * engine.vae_scale_factor  # the U-Net halves the latent three times
-    if resolution < multiple or resolution % multiple:
-        raise InputError("--resolution", f"{resolution} is not a positive multiple of {multiple}")
-
-
 def initial_noise(seed: int, prompt: str, shape: Sequence[int]) -> np.ndarray:
     """Standard normal noise that depends only on (seed, prompt): not on the batch or the template."""
     digest = hashlib.sha256(f"{seed}\0{prompt}".encode("utf-8")).digest()
@@ -104,7 +98,7 @@ def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: in
     from .fileio import atomic_path
     from .schedule import timesteps
 
-    check_resolution(engine, resolution)
+    engine.check_resolution(resolution)
     taus = timesteps(steps)
     channels, side = engine.unet_config["in_channels"], resolution // engine.vae_scale_factor
     for start in tqdm(range(0, len(prompts), batch_size), desc="generate", leave=False):

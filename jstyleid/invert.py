@@ -48,9 +48,7 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
     from .styleid import invert
 
     taus = timesteps(steps)
-    multiple = 8 * engine.vae_scale_factor  # the U-Net halves the latent three times
-    if resolution < multiple or resolution % multiple:
-        raise InputError("--resolution", f"{resolution} is not a positive multiple of {multiple}")
+    engine.check_resolution(resolution)
     pixels = [preprocess(path, resolution) for path in images]  # validate every image before any work
     cond = engine.text([""])
     record = ROLE_FEATURES[role] if features else ()

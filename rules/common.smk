@@ -24,15 +24,9 @@ for style, overrides in config["styles"].items():
 
 wildcard_constraints:
     style="|".join(map(re.escape, STYLES)),
-    gamma=r"[0-9.]+",
-    temperature=r"[0-9.]+",
+    gamma=r"[0-9.e+-]+",
+    temperature=r"[0-9.e+-]+",
 
-MODEL = config["model"]
-if MODEL.startswith("builtin:"):
-    MODEL = f"results/model/{MODEL.removeprefix('builtin:')}"
-# A local folder (or the built-in model) is an input, so that the jobs rerun when it is rebuilt;
-# a hub id from the local cache is not a file Snakemake could track.
-MODEL_INPUT = [MODEL] if config["model"].startswith("builtin:") or Path(MODEL).exists() else []
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
 
@@ -59,6 +53,9 @@ def prompts(style):
 def style_refs(style):
     """The style reference images: all, a named list, or N picked by a seeded (repeatable) draw."""
     images = style_images(STYLES_DIR / style)
+    stems = [p.stem for p in images]
+    if len(set(stems)) < len(stems):
+        raise WorkflowError(f"{STYLES_DIR / style}/images: two images share a name (their caches would too)")
     choice = setting(style, "style_refs")
     if choice == "all":
         return images
@@ -82,7 +79,7 @@ def content_images(style):
     """One content image per prompt: generated into results/, or found in the user's folder."""
     folder = user_content(style)
     if folder is None:
-        return files_in(f"results/{style}/content", prompts(style), ".png")
+        return files_in(expand(rules.generate.output[0], style=style)[0], prompts(style), ".png")
     return [_find_image(folder, name) for name in prompts(style)]
 
 

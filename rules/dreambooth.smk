@@ -13,6 +13,7 @@ rule train_lora:
     params:
         model=MODEL,
         style_dir=lambda w: STYLES_DIR / w.style,
+        out_dir=lambda w, output: Path(output.weights).parent,
         steps=per_style("lora_steps"),
         rank=per_style("lora_rank"),
         lr=per_style("lora_lr"),
@@ -25,6 +26,6 @@ rule train_lora:
         **MODEL_JOB,
     shell:
         "jstyleid train-lora --model {params.model:q} --style-dir {params.style_dir:q}"
-        " --out-dir $(dirname {output.weights:q}) --steps {params.steps} --rank {params.rank}"
+        " --out-dir {params.out_dir:q} --steps {params.steps} --rank {params.rank}"
         " --lr {params.lr} --batch-size {params.batch_size} --resolution {params.resolution}"
         " --seed {params.seed} --instance-prompt {params.instance_prompt:q} {ENGINE} 2> {log:q}"

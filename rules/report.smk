@@ -23,8 +23,8 @@ def loss_curve(style):
 def benchmarks():
     """The benchmark files of every job the report follows."""
     files = [rules.submission.benchmark]
-    if config["model"].startswith("builtin:"):
-        files += expand(rules.make_model.benchmark, preset=Path(MODEL).name)
+    if BUILTIN:
+        files += expand(rules.make_model.benchmark, preset=BUILTIN)
     for style in STYLES:
         stages = [rules.invert_style, rules.invert_content, rules.inject]
         if not user_content(style):

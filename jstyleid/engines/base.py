@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..schedule import NoiseSchedule
 
 # The spec's injected layers: self-attention of the last six decoder transformer blocks.
@@ -48,6 +49,11 @@ class Engine(ABC):
     fingerprint: str
     unet_config: dict
     injected_layers: Sequence[str] = INJECTED_LAYERS
+
+    def check_resolution(self, resolution: int) -> None:
+        multiple = 8 * self.vae_scale_factor  # the U-Net halves the latent three times
+        if resolution < multiple or resolution % multiple:
+            raise InputError("--resolution", f"{resolution} is not a positive multiple of {multiple}")
 
     @abstractmethod
     def tensor(self, array: np.ndarray) -> Tensor:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
 from ..devices import resolve_device, resolve_dtype
+from ..errors import InputError
 from ..models import fingerprint, read_config, resolve_model
 from ..schedule import NoiseSchedule
 from .base import INJECTED_LAYERS, Engine, Injection

@@ -33,8 +33,9 @@ def load_unet_lora(unet, path) -> None:
         state_dict, alphas, metadata = StableDiffusionPipeline.lora_state_dict(
             str(file.parent), weight_name=file.name, local_files_only=True, return_lora_metadata=True)
         StableDiffusionPipeline.load_lora_into_unet(state_dict, alphas, unet, metadata=metadata)
-    except (OSError, ValueError, KeyError, SafetensorError) as err:
-        raise InputError(file, f"cannot load LoRA weights ({err})") from None
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+        # RuntimeError: shapes that do not fit this U-Net (a LoRA of another model); keep it to one line
+        raise InputError(file, f"cannot load LoRA weights ({' '.join(str(err).split())[:300]})") from None
 
 
 def _diffusers_key(param_name: str) -> str:

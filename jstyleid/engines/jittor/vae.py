@@ -125,10 +125,20 @@ class AutoencoderKL(nn.Module):
 
     def encode(self, x):
         """Image in [-1, 1], (batch, 3, H, W) -> mean of the latent distribution."""
+        return self._moments(x)[:, : self.config["latent_channels"]]
+
+    def latent_distribution(self, x):
+        """Image -> (mean, std) of the latent distribution, as diffusers' DiagonalGaussianDistribution."""
+        moments = self._moments(x)
+        latent = self.config["latent_channels"]
+        logvar = moments[:, latent:].clamp(-30.0, 20.0)
+        return moments[:, :latent], jt.exp(0.5 * logvar)
+
+    def _moments(self, x):
         moments = self.encoder(x)
         if self.quant_conv is not None:
             moments = self.quant_conv(moments)
-        return moments[:, : self.config["latent_channels"]]
+        return moments
 
     def decode(self, z):
         """Unscaled latent -> image in about [-1, 1]."""

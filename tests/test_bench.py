@@ -1,0 +1,76 @@
+"""bench/bench.py: the CPU smoke pass runs every stage and writes every figure (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench.py"
+
+
+def _bench(*argv, **kw):
+    # One thread: the smoke pass is short, and spinning OpenMP threads on a busy 2-core box are not.
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(BENCH), *map(str, argv)], capture_output=True, text=True, env=env,
+                          check=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def smoke(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    done = _bench("--model", tiny_model, "--resolution", 64, "--steps", 3, "--smoke", "--out", out,
+                  "--work", out.parent / "work", timeout=300)
+    return json.loads(out.read_text()), done.stdout, out
+
+
+def _positive(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_every_stage_has_a_positive_figure(smoke):
+    results, _, _ = smoke
+    assert results["device"].startswith("cpu") and results["date"]
+    assert {"torch", "diffusers", "cuda"} <= set(results["versions"])
+    startup = results["startup"]
+    for name in ("import_torch", "import_diffusers", "load_model", "first_unet_call", "job_overhead"):
+        assert _positive(startup[name]["value"]), name
+    figures = results["resolutions"]["64"]["figures"]
+    expected = ["lora_step", "generate", "invert_content", "invert_style", "invert_content_latents_only",
+                "seed_cold_r1", "unet_call", "vae_encode_decode", "compute_floor"]
+    expected += [f"{kind}_{mode}_r{r}" for kind in ("inject_warm", "cold") for mode in ("stored", "recompute")
+                 for r in (1, 2)]
+    expected += [f"cache_{kind}{suffix}" for kind in ("content", "style") for suffix in ("", "_latents_only")]
+    assert set(expected) <= set(figures)
+    for name in expected:
+        assert _positive(figures[name]["value"]), name
+    assert figures["cache_content"]["value"] > figures["cache_content_latents_only"]["value"]
+
+
+def test_the_seed_baseline_is_measured_beside(smoke):
+    results, stdout, _ = smoke
+    figures = results["resolutions"]["64"]["figures"]
+    for name in ("lora_step", "generate", "invert_content", "inject_warm_stored_r1", "cold_stored_r1",
+                 "cold_recompute_r1"):
+        assert _positive(figures[name]["baseline"]) and _positive(figures[name]["speedup"]), name
+    assert figures["cold_stored_r2"]["baseline"] is None  # the seed used one style reference
+    assert "| seed_cold_r1 |" in stdout and "| figure | jstyleid |" in stdout
+
+
+def test_end_to_end_estimate_shows_its_extrapolation(smoke):
+    results, stdout, _ = smoke
+    e2e = results["resolutions"]["64"]["e2e"]
+    assert all(_positive(v) for v in e2e["measured_s"].values())
+    assert _positive(e2e["estimate_min"])
+    assert e2e["formula"].startswith("T = 140 jobs") and e2e["formula"] in stdout
+
+
+def test_compare_prints_runs_side_by_side(smoke):
+    _, _, out = smoke
+    table = _bench("--compare", out, out).stdout
+    assert "| 64 | cold_stored_r1 | s/image |" in table and "| | dtype | | float32 | float32 |" in table

@@ -1,0 +1,209 @@
+"""The Snakemake workflow on the tiny model: one real run, then what each change makes rerun.
+
+Every test works on its own copy of the workflow (Snakefile, rules, schemas, config, profiles and
+two of the demo styles) and reads the plan from `snakemake -n --summary`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ["Snakefile", "rules", "schemas", "config.yaml", "profiles"]
+STYLES = ["01", "02"]
+# Small step counts: these tests are about what reruns, not about the pictures.
+FAST = dict(lora_steps=2, gen_steps=2, inversion_steps=3)
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW:
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, dest / name)
+    for style in STYLES:
+        shutil.copytree(ROOT / "data" / style, dest / "data" / style)
+    edit_config(dest, **FAST)
+    return dest
+
+
+def edit_config(workdir: Path, **changes):
+    path = workdir / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.update(changes)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def snakemake(workdir: Path, *args, check=True, timeout=900):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake",
+           "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def pending(workdir: Path) -> set[tuple[str, str]]:
+    """(rule, style or '*') of every job the next run would execute, from `snakemake -n --summary`."""
+    lines = snakemake(workdir, "-n", "--summary").stdout.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("output_file\t")))
+    jobs = set()
+    for line in lines[header + 1:]:
+        output, _, rule, _, _, plan = line.split("\t")
+        if plan != "no update":
+            parts = Path(output).parts
+            jobs.add((rule, parts[1] if parts[1] in STYLES else "*"))
+    return jobs
+
+
+def chain(style, *rules):
+    return {(rule, style) for rule in rules}
+
+
+AFTER_INJECT = frozenset({("submission", "*"), ("report", "*")})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The workflow run once to completion."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("built") / "wf")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.fixture
+def workflow(built, tmp_path):
+    """A copy of the completed run (mtimes and Snakemake's metadata kept) to change."""
+    return Path(shutil.copytree(built, tmp_path / "wf", symlinks=True))
+
+
+@pytest.mark.slow
+def test_demo_outputs(built):
+    mapping = json.loads((built / "results/submission/mapping.json").read_text())
+    for style in STYLES:
+        prompts = json.loads((built / "data" / style / "prompt.json").read_text()).values()
+        assert [entry["prompt"] for entry in mapping[style]] == list(prompts)
+        for prompt in prompts:
+            assert (built / "results/submission" / style / f"{prompt}.png").is_file()
+        assert (built / f"results/{style}/lora/loss.png").is_file()
+        assert any((built / "results/logs/inject").glob(f"{style}.log"))
+    html = (built / "results/report/index.html").read_text()
+    assert "Sailing%20ship.png" in html and "Time per stage" in html
+    assert "http://" not in html and "https://" not in html
+    assert pending(built) == set()
+
+
+@pytest.mark.slow
+def test_gamma_or_temperature_rerun_only_injection(workflow):
+    edit_config(workflow, gamma=0.5, temperature=2.0)
+    assert pending(workflow) == chain("01", "inject") | chain("02", "inject") | AFTER_INJECT
+
+
+@pytest.mark.slow
+def test_lora_steps_of_one_style_rerun_its_chain_only(workflow):
+    edit_config(workflow, styles={"02": {"lora_steps": 3}})
+    assert pending(workflow) == chain("02", "train_lora", "generate", "invert_content", "inject") | AFTER_INJECT
+
+
+@pytest.mark.slow
+def test_inversion_steps_rerun_inversions_and_injections(workflow):
+    edit_config(workflow, inversion_steps=4)
+    assert pending(workflow) == AFTER_INJECT.union(
+        *(chain(style, "invert_style", "invert_content", "inject") for style in STYLES))
+
+
+@pytest.mark.slow
+def test_touched_inputs_rerun_nothing(workflow):
+    for path in (workflow / "data").rglob("*"):
+        os.utime(path)
+    assert pending(workflow) == set()
+
+
+@pytest.mark.slow
+def test_new_prompt_does_not_retrain(workflow):
+    path = workflow / "data/01/prompt.json"
+    prompts = json.loads(path.read_text())
+    path.write_text(json.dumps({**prompts, "9": "A new prompt"}))
+    assert pending(workflow) == chain("01", "generate", "invert_content", "inject") | AFTER_INJECT
+
+
+@pytest.mark.slow
+def test_sweep_reuses_the_caches(workflow):
+    edit_config(workflow, sweep={"gamma": [0.25, 0.5], "temperature": []})
+    assert pending(workflow) == chain("01", "inject_sweep") | chain("02", "inject_sweep") | {("report", "*")}
+    dry_run = snakemake(workflow, "-n").stdout
+    assert "results/01/sweep/g0.25_t1.5" in dry_run and "results/02/sweep/g0.5_t1.5" in dry_run
+
+
+@pytest.mark.slow
+def test_recomputed_features_rerun_inversions_without_features(workflow):
+    edit_config(workflow, features="recompute")
+    assert pending(workflow) == AFTER_INJECT.union(
+        *(chain(style, "invert_style", "invert_content", "inject") for style in STYLES))
+    inversions = commands(workflow, "jstyleid invert")
+    assert len(inversions) == 4 and all("--no-features" in line for line in inversions)
+
+
+# Dry runs of a fresh copy: the DAG and commands a configuration gives.
+
+def commands(workdir, start):
+    """The shell commands of a dry run that start with `start`."""
+    lines = snakemake(workdir, "-n", "-p").stdout.splitlines()
+    return [line for line in (line.removeprefix("Shell command: ") for line in lines) if line.startswith(start)]
+
+
+def test_seeded_style_reference_choice(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    edit_config(workdir, style_refs=2)
+    first = commands(workdir, "jstyleid invert --model results/model/tiny --role style")
+    assert len(first) == 2 and all(line.count("/images/") == 2 for line in first)
+    assert commands(workdir, "jstyleid invert --model results/model/tiny --role style") == first
+    edit_config(workdir, style_refs="all", styles={"01": {"style_refs": ["stripes_1.png"]}})
+    chosen = [line for line in commands(workdir, "jstyleid invert") if "--role style" in line and "data/01/" in line]
+    assert len(chosen) == 1 and "--image data/01/images/stripes_1.png --out" in chosen[0]
+
+
+def test_user_content_replaces_generation(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    for name in ["Cat", "Lighthouse", "Tree"]:
+        (workdir / "mine/02").mkdir(parents=True, exist_ok=True)
+        shutil.copy(workdir / "data/02/images/dots_0.png", workdir / f"mine/02/{name}.png")
+    edit_config(workdir, styles={"02": {"content_dir": "mine/{style}"}})
+    jobs = pending(workdir)
+    assert ("generate", "01") in jobs and ("train_lora", "01") in jobs
+    assert ("generate", "02") not in jobs and ("train_lora", "02") not in jobs
+    assert ("invert_content", "02") in jobs
+    assert any("--image mine/02/Cat.png" in line for line in commands(workdir, "jstyleid invert"))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(gamma=2), "gamma"),
+    (dict(features="sometimes"), "features"),
+    (dict(styles={"01": {"model": "x"}}), "model"),
+    (dict(styles={"07": {"gamma": 0.5}}), "'07' is not a style folder"),
+    (dict(styles={"01": {"gamma": "high"}}), "high"),
+])
+def test_bad_config_is_refused(tmp_path, change, message):
+    workdir = copy_workflow(tmp_path / "wf")
+    edit_config(workdir, **change)
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+
+
+def test_every_rule_declares_its_resources(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    edit_config(workdir, sweep={"gamma": [0.5]})
+    dry_run = snakemake(workdir, "-n").stdout
+    blocks = [block for block in dry_run.split("\n\n") if "rule " in block and "rule all:" not in block]
+    assert len(blocks) == 15  # make_model, 5 per style, a sweep per style, submission, report
+    for block in blocks:
+        assert "mem_mb=" in block and "runtime=" in block, block
+        assert ("gpu=1" in block) == any(f"rule {r}:" in block for r in
+                                         ["train_lora", "generate", "invert_style", "invert_content", "inject", "inject_sweep"])
