@@ -19,7 +19,7 @@ rule generate:
         resolution=per_style("resolution"),
         seed=per_style("seed"),
         batch_size=config["batch_size"],
-    threads: 2
+    threads: 1
     resources:
         **MODEL_JOB,
     shell:

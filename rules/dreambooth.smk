@@ -21,7 +21,7 @@ rule train_lora:
         resolution=per_style("resolution"),
         seed=per_style("seed"),
         instance_prompt=lambda w: setting(w.style, "instance_prompt").format(style=w.style),
-    threads: 2
+    threads: 1
     resources:
         **MODEL_JOB,
     shell:

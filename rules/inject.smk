@@ -19,7 +19,7 @@ rule inject:
         temperature=per_style("temperature"),
         no_adain=lambda w: "" if setting(w.style, "adain") else "--no-adain",
         batch_size=config["batch_size"],
-    threads: 2
+    threads: 1
     resources:
         **MODEL_JOB,
     shell:

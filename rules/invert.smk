@@ -18,7 +18,7 @@ rule invert_style:
         resolution=per_style("resolution"),
         no_features=NO_FEATURES,
         batch_size=config["batch_size"],
-    threads: 2
+    threads: 1
     resources:
         **MODEL_JOB,
     shell:

@@ -12,11 +12,11 @@ import json
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 from jstyleid.cache import open_caches
 from jstyleid.cli import main
-from jstyleid.dreambooth import LORA_FILE, noisy_and_target, train_lora
+from jstyleid.dreambooth import LORA_FILE, initial_lora, noisy_and_target, train_lora
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import Injection
 from jstyleid.errors import InputError
@@ -77,11 +77,10 @@ def test_networks_match_the_torch_engine(engines, images):
         z = e.encode(pixels)
         cond = e.text(["", "a cat"])
         unet_out, recorded = e.unet(e.tensor(x), 981, cond, record="qkv")
+        decoded = e.vae.decode(e.tensor(x) / e.scaling_factor)  # before Engine.decode rounds to uint8
         out[e.name] = dict(
             z=e.numpy(z), text=e.numpy(cond), unet=e.numpy(unet_out),
-            decoded=e.numpy(e.vae.decode(e.tensor(x) / e.scaling_factor) if e is j
-                            else e.vae.decode(e.tensor(x) / e.scaling_factor).sample),
-            image=e.decode(e.tensor(x)),
+            decoded=e.numpy(getattr(decoded, "sample", decoded)), image=e.decode(e.tensor(x)),
             features={layer: {n: e.numpy(v) for n, v in named.items()} for layer, named in recorded.items()})
     mine, ref = out["jittor"], out["torch"]
     for key in ("z", "text", "unet", "decoded"):
@@ -194,6 +193,10 @@ def test_bad_settings_give_input_errors(tiny_model, tmp_path):
         load_engine("jittor", str(tiny_model), device="cpu", dtype="float16")
     with pytest.raises(InputError, match="LoRA file not found"):
         _engine("jittor", tiny_model, lora=str(tmp_path / "missing.safetensors"))
+    kohya = {"lora_unet_down_blocks_0.lora_down.weight": np.zeros((4, 32), np.float32)}
+    save_file(kohya, tmp_path / "kohya.safetensors")
+    with pytest.raises(InputError, match="cannot load LoRA weights .unknown key"):
+        _engine("jittor", tiny_model, lora=str(tmp_path / "kohya.safetensors"))
     if not jittor.has_cuda:
         with pytest.raises(InputError, match="no usable CUDA"):
             load_engine("jittor", str(tiny_model), device="cuda")
@@ -245,12 +248,26 @@ def trained(tiny_model, tmp_path_factory):
 
 
 def test_ten_training_steps_match(trained):
+    """The weights' change over 10 steps agrees (norm over all down, all up weights) to 1e-3 relative.
+
+    Not element by element: AdamW's first steps move every weight by about lr whatever the size of its
+    gradient, so a 1e-5 relative gradient difference on an element with a tiny gradient becomes a 1e-2
+    relative difference of that element (jittor.optim.AdamW itself equals torch's to 1e-7).
+    """
     (mine, my_losses), (ref, ref_losses) = trained["jittor"], trained["torch"]
     np.testing.assert_allclose(my_losses, ref_losses, rtol=1e-3)
     mine, ref = load_file(mine / LORA_FILE), load_file(ref / LORA_FILE)
     assert set(mine) == set(ref)
-    worst = max(_relative(mine[k], ref[k]) for k in ref)
-    assert worst < WEIGHT_RTOL, worst
+    # train_lora's first draws: the initial weights (up = 0; the saved up weights carry alpha / rank)
+    initial = initial_lora({key.removeprefix("unet."): value.shape for key, value in ref.items()}, RANK,
+                           np.random.default_rng(0))
+    for factor in ("down", "up"):
+        keys = sorted(key for key in ref if f".lora.{factor}." in key)
+        start = np.concatenate([initial[key.removeprefix("unet.")].ravel() for key in keys])
+        my_change, ref_change = (np.concatenate([w[key].ravel() for key in keys]) - start * (factor == "down")
+                                 for w in (mine, ref))
+        error = np.linalg.norm(my_change - ref_change) / np.linalg.norm(ref_change)
+        assert error < WEIGHT_RTOL, (factor, error)
 
 
 def test_lora_from_either_engine_generates_the_same_images(tiny_model, trained):

@@ -62,8 +62,10 @@ class TorchLoraTrainer:
             if p.requires_grad:
                 p.data = p.data.float()
                 self.params[_diffusers_key(name)] = p
+        # fused: one kernel for all LoRA tensors; a batch-1 step is launch-bound on a GPU.
         self.optimizer = torch.optim.AdamW(self.params.values(), lr=lr, betas=tuple(betas),
-                                           weight_decay=weight_decay, eps=eps)
+                                           weight_decay=weight_decay, eps=eps,
+                                           fused=engine.device.type == "cuda")
         self.autocast = engine.device.type == "cuda" and engine.dtype != torch.float32
         # fp16 gradients through the frozen fp16 U-Net can underflow: scale the loss, as mixed precision does.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast and engine.dtype == torch.float16)

@@ -31,8 +31,8 @@ class _CallState:
         self.recorded: dict[str, dict[str, jt.Var]] = {}
 
 
-def _broadcast_rows(t, n: int):
-    """(1, tokens, C) -> (n, tokens, C): one style's k or v for every stylized row."""
+def expand_batch(t, n: int):
+    """(1, ...) -> (n, ...) without copying, as torch's expand (one cond, or one style's k, v, for n rows)."""
     return t.broadcast((n,) + tuple(t.shape[1:]))
 
 
@@ -61,7 +61,7 @@ class StyleIDAttnProcessor:
                 v_style = v[2 * n:].reshape((1, -1, v.shape[-1]))
             # q~ = gamma * q_content + (1 - gamma) * q;  attention = softmax(T q~ k^T / sqrt(d)) v
             q_tilde = inj.gamma * q_content + (1 - inj.gamma) * q[:n]
-            stylized = attention(q_tilde, _broadcast_rows(k_style, n), _broadcast_rows(v_style, n),
+            stylized = attention(q_tilde, expand_batch(k_style, n), expand_batch(v_style, n),
                                  attn.heads, inj.temperature * attn.scale, upcast=upcast)
             rest = attention(q[n:], k[n:], v[n:], attn.heads, attn.scale, upcast=upcast) if h.shape[0] > n else None
             out = stylized if rest is None else jt.concat([stylized, rest])
@@ -168,7 +168,7 @@ class JittorEngine(Engine):
         state = self._state
         state.record, state.inject, state.recorded = tuple(record), inject, {}
         try:
-            cond = _broadcast_rows(cond, x.shape[0]) if cond.shape[0] == 1 else cond
+            cond = expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
             out = self.unet_model(x, t, cond)
             # Run this call now: Jittor is lazy, and a sampling loop would otherwise grow one graph.
             jt.sync([out] + [t for named in state.recorded.values() for t in named.values()])

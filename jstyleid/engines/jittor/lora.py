@@ -1,4 +1,4 @@
-"""LoRA on the Jittor engine's U-Net: loading a saved LoRA, and the trainer behind `jstyleid train-lora --engine jittor`.
+"""LoRA on the Jittor engine's U-Net: loading a saved LoRA, and the trainer of `train-lora --engine jittor`.
 
 Mirrors jstyleid/engines/torch_lora.py: the trainer only runs networks and the optimiser, every random
 draw comes from dreambooth.py as host arrays. A LoRA layer computes what peft's does,
@@ -16,6 +16,7 @@ import numpy as np
 from ...dreambooth import LORA_FILE
 from ...errors import InputError
 from . import import_jittor
+from .engine import expand_batch
 
 jt = import_jittor()
 from jittor import nn
@@ -149,7 +150,7 @@ class JittorLoraTrainer:
         x = engine.tensor(noisy)
         t = jt.array(np.asarray(timesteps, dtype=np.int32))
         target = engine.tensor(target)
-        cond = cond.broadcast((x.shape[0],) + tuple(cond.shape[1:])) if cond.shape[0] == 1 else cond
+        cond = expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
         pred = engine.unet_model(x, t, cond)
         loss = ((pred - target) ** 2).mean()
         self.optimizer.backward(loss)
