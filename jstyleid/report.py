@@ -14,8 +14,12 @@ The manifest (JSON text, written by the workflow's report rule):
 
 from __future__ import annotations
 
+import csv
+import html
 import json
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 from .errors import InputError
 
@@ -81,9 +85,7 @@ def _timings(files):
     """Wall time and peak memory per stage, from Snakemake benchmark files <stage>/<job>.tsv."""
     stages = {}
     for path in files:
-        seconds, rss = _read_benchmark(path)
-        jobs = stages.setdefault(Path(path).parent.name, [])
-        jobs.append((seconds, rss))
+        stages.setdefault(Path(path).parent.name, []).append(_read_benchmark(path))
     rows = [
         f"<tr><td>{_e(stage)}</td><td class=num>{len(jobs)}</td><td class=num>{sum(s for s, _ in jobs):.1f}</td>"
         f"<td class=num>{max(s for s, _ in jobs):.1f}</td><td class=num>{max(r for _, r in jobs):.0f}</td></tr>"
@@ -97,8 +99,7 @@ def _timings(files):
 
 
 def _read_benchmark(path):
-    import csv
-
+    """(wall seconds, peak RSS MiB) of a job."""
     try:
         with open(path, newline="") as handle:
             row = next(csv.DictReader(handle, delimiter="\t"))
@@ -121,15 +122,10 @@ def _img(path, base):
 
 
 def _href(path, base):
-    import os
-    from urllib.parse import quote
-
     return quote(Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix())
 
 
 def _e(text):
-    import html
-
     return html.escape(str(text))
 
 

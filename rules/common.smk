@@ -94,6 +94,7 @@ def _find_image(folder, name):
 
 
 def files_in(folder, names, suffix):
+    """folder/name+suffix for each name."""
     return [f"{folder}/{name}{suffix}" for name in names]
 
 
@@ -105,3 +106,32 @@ def sweeps(style):
     gammas = sweep["gamma"] or [setting(style, "gamma")]
     temperatures = sweep["temperature"] or [setting(style, "temperature")]
     return [dict(style=style, gamma=g, temperature=t) for g, t in itertools.product(gammas, temperatures)]
+
+
+def loss_curve(style):
+    """The LoRA loss curve PNG of the style; None when its content is the user's (no LoRA)."""
+    return None if user_content(style) else expand(rules.train_lora.output.loss[1], style=style)[0]
+
+
+def benchmarks():
+    """The benchmark files of every job the report follows, in pipeline order."""
+    generated = [style for style in STYLES if not user_content(style)]
+    files = expand(rules.make_model.benchmark, preset=BUILTIN) if BUILTIN else []
+    files += expand(rules.train_lora.benchmark, style=generated) + expand(rules.generate.benchmark, style=generated)
+    for stage in (rules.invert_style, rules.invert_content, rules.inject):
+        files += expand(stage.benchmark, style=STYLES)
+    files += [f for style in STYLES for w in sweeps(style) for f in expand(rules.inject_sweep.benchmark, **w)]
+    return files + [rules.submission.benchmark]
+
+
+def report_manifest(wildcards):
+    """What the report shows: per style (contents and outputs paired by prompt file name), the
+    benchmark files and the config. A function of wildcards only, so that Snakemake's params
+    trigger reruns the report when any of it changes."""
+    styles = [
+        dict(name=style, prompts=str(STYLES_DIR / style / "prompt.json"),
+             refs=[str(p) for p in style_refs(style)], contents=[str(p) for p in content_images(style)],
+             outputs=expand(rules.inject.output[0], style=style)[0], loss=loss_curve(style))
+        for style in STYLES
+    ]
+    return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config))

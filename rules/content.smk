@@ -11,6 +11,7 @@ rule generate:
         "results/benchmarks/generate/{style}.tsv"
     params:
         model=MODEL,
+        engine=ENGINE,
         prompts=lambda w: list(prompts(w.style).values()),
         outs=lambda w, output: files_in(output[0], prompts(w.style), ".png"),
         template=lambda w: setting(w.style, "template").replace("{style}", w.style),
@@ -26,4 +27,4 @@ rule generate:
         "jstyleid generate --model {params.model:q} --lora {input.lora:q} --prompt {params.prompts:q}"
         " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
         " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
-        " --batch-size {params.batch_size} {ENGINE} 2> {log:q}"
+        " --batch-size {params.batch_size} {params.engine} 2> {log:q}"

@@ -12,6 +12,7 @@ rule train_lora:
         "results/benchmarks/train_lora/{style}.tsv"
     params:
         model=MODEL,
+        engine=ENGINE,
         style_dir=lambda w: STYLES_DIR / w.style,
         out_dir=lambda w, output: Path(output.weights).parent,
         steps=per_style("lora_steps"),
@@ -28,4 +29,4 @@ rule train_lora:
         "jstyleid train-lora --model {params.model:q} --style-dir {params.style_dir:q}"
         " --out-dir {params.out_dir:q} --steps {params.steps} --rank {params.rank}"
         " --lr {params.lr} --batch-size {params.batch_size} --resolution {params.resolution}"
-        " --seed {params.seed} --instance-prompt {params.instance_prompt:q} {ENGINE} 2> {log:q}"
+        " --seed {params.seed} --instance-prompt {params.instance_prompt:q} {params.engine} 2> {log:q}"

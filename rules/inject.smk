@@ -12,6 +12,7 @@ rule inject:
         "results/benchmarks/inject/{style}.tsv"
     params:
         model=MODEL,
+        engine=ENGINE,
         contents=lambda w, input: files_in(input.content, prompts(w.style), ".h5"),
         styles=lambda w, input: files_in(input.style, [p.stem for p in style_refs(w.style)], ".h5"),
         outs=lambda w, output: files_in(output[0], prompts(w.style), ".png"),
@@ -25,7 +26,7 @@ rule inject:
     shell:
         "jstyleid inject --model {params.model:q} --content {params.contents:q} --style {params.styles:q}"
         " --out {params.outs:q} --gamma {params.gamma} --temperature {params.temperature}"
-        " --batch-size {params.batch_size} {params.no_adain} {ENGINE} 2> {log:q}"
+        " --batch-size {params.batch_size} {params.no_adain} {params.engine} 2> {log:q}"
 
 
 use rule inject as inject_sweep with:

@@ -11,6 +11,7 @@ rule invert_style:
         "results/benchmarks/invert_style/{style}.tsv"
     params:
         model=MODEL,
+        engine=ENGINE,
         role="style",
         images=lambda w: style_refs(w.style),
         outs=lambda w, output: files_in(output[0], [p.stem for p in style_refs(w.style)], ".h5"),
@@ -24,7 +25,7 @@ rule invert_style:
     shell:
         "jstyleid invert --model {params.model:q} --role {params.role} --image {params.images:q}"
         " --out {params.outs:q} --steps {params.steps} --resolution {params.resolution}"
-        " --batch-size {params.batch_size} {params.no_features} {ENGINE} 2> {log:q}"
+        " --batch-size {params.batch_size} {params.no_features} {params.engine} 2> {log:q}"
 
 
 use rule invert_style as invert_content with:

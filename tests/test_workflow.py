@@ -53,7 +53,7 @@ def snakemake(workdir: Path, *args, check=True, timeout=900):
 def pending(workdir: Path) -> set[tuple[str, str]]:
     """(rule, style or '*') of every job the next run would execute, from `snakemake -n --summary`."""
     lines = snakemake(workdir, "-n", "--summary").stdout.splitlines()
-    header = lines.index(next(line for line in lines if line.startswith("output_file\t")))
+    header = next(i for i, line in enumerate(lines) if line.startswith("output_file\t"))
     jobs = set()
     for line in lines[header + 1:]:
         output, _, rule, _, _, plan = line.split("\t")
@@ -93,7 +93,7 @@ def test_demo_outputs(built):
         for prompt in prompts:
             assert (built / "results/submission" / style / f"{prompt}.png").is_file()
         assert (built / f"results/{style}/lora/loss.png").is_file()
-        assert any((built / "results/logs/inject").glob(f"{style}.log"))
+        assert (built / f"results/logs/inject/{style}.log").is_file()
     html = (built / "results/report/index.html").read_text()
     assert "Sailing%20ship.png" in html and "Time per stage" in html
     assert "http://" not in html and "https://" not in html
@@ -207,3 +207,60 @@ def test_every_rule_declares_its_resources(tmp_path):
         assert "mem_mb=" in block and "runtime=" in block, block
         assert ("gpu=1" in block) == any(f"rule {r}:" in block for r in
                                          ["train_lora", "generate", "invert_style", "invert_content", "inject", "inject_sweep"])
+
+
+# The two stages the workflow ends with, through the CLI.
+
+def stylised_style(root: Path, style: str, prompts: dict) -> tuple[Path, Path]:
+    """A style folder with prompt.json, and a folder of 'stylised' images named by prompt."""
+    from PIL import Image
+
+    from jstyleid.inputs import safe_filename
+
+    (root / "data" / style).mkdir(parents=True)
+    (root / "data" / style / "prompt.json").write_text(json.dumps(prompts))
+    out = root / "results" / style / "styleid"
+    out.mkdir(parents=True)
+    for prompt in prompts.values():
+        Image.new("RGB", (16, 16), "red").save(out / f"{safe_filename(prompt)}.png")
+    return root / "data" / style / "prompt.json", out
+
+
+def test_submission_layout_and_mapping(tmp_path):
+    from jstyleid.cli import main
+
+    prompts, images = stylised_style(tmp_path, "05", {"0": "Ring", "1": 'A cat: "big"?'})
+    assert main(["submission", "--prompts", str(prompts), "--images", str(images), "--out", str(tmp_path / "sub")]) == 0
+    assert sorted(p.name for p in (tmp_path / "sub/05").iterdir()) == ["A cat_ _big__.png", "Ring.png"]
+    mapping = json.loads((tmp_path / "sub/mapping.json").read_text())
+    assert mapping == {"05": [{"key": "0", "prompt": "Ring", "file": "05/Ring.png"},
+                              {"key": "1", "prompt": 'A cat: "big"?', "file": "05/A cat_ _big__.png"}]}
+
+
+def test_submission_refuses_a_missing_image(tmp_path, capsys):
+    from jstyleid.cli import main
+
+    prompts, images = stylised_style(tmp_path, "05", {"0": "Ring"})
+    (images / "Ring.png").unlink()
+    assert main(["submission", "--prompts", str(prompts), "--images", str(images), "--out", str(tmp_path / "sub")]) == 2
+    assert "Ring.png: no stylised image for prompt 'Ring'" in capsys.readouterr().err
+    assert not (tmp_path / "sub").exists()
+
+
+def test_report_is_offline_with_relative_links(tmp_path):
+    from jstyleid.cli import main
+
+    prompts, images = stylised_style(tmp_path, "05", {"0": "Red apple <b>"})
+    bench = tmp_path / "results/benchmarks/inject/05.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\tNA\n")
+    image = str(images / "Red apple _b_.png")
+    manifest = dict(styles=[dict(name="05", prompts=str(prompts), refs=[image], contents=[image],
+                                 outputs=str(images), loss=None)],
+                    benchmarks=[str(bench)], config={"model": "builtin:tiny"})
+    out = tmp_path / "results/report/index.html"
+    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert 'src="../05/styleid/Red%20apple%20_b_.png"' in page and "Red apple &lt;b&gt;" in page
+    assert "<td>inject</td><td class=num>1</td><td class=num>12.5</td>" in page
+    assert "http" not in page

@@ -171,7 +171,7 @@ class JittorEngine(Engine):
             cond = expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
             out = self.unet_model(x, t, cond)
             # Run this call now: Jittor is lazy, and a sampling loop would otherwise grow one graph.
-            jt.sync([out] + [t for named in state.recorded.values() for t in named.values()])
+            jt.sync([out] + [v for named in state.recorded.values() for v in named.values()])
             return out, state.recorded
         finally:
             state.record, state.inject, state.recorded = (), None, {}
