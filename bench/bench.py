@@ -140,10 +140,10 @@ def with_levers(engine, args):
 def patch_library(args) -> None:
     """Levers that need a library change, tried here by patching it in this process only."""
     if args.no_upcast:
-        import jstyleid.engines.torch as torch_engine
+        from jstyleid.engines.torch import TorchEngine, attention
 
-        attention = torch_engine.attention  # StyleIDAttnProcessor looks the name up at each call
-        torch_engine.attention = lambda q, k, v, heads, scale, upcast: attention(q, k, v, heads, scale, False)
+        # StyleIDAttnProcessor calls engine.attention
+        TorchEngine.attention = staticmethod(lambda q, k, v, heads, scale, upcast: attention(q, k, v, heads, scale, False))
 
 
 def release(args):

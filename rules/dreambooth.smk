@@ -21,7 +21,7 @@ rule train_lora:
         batch_size=per_style("lora_batch_size"),
         resolution=per_style("resolution"),
         seed=per_style("seed"),
-        instance_prompt=lambda w: setting(w.style, "instance_prompt").format(style=w.style),
+        instance_prompt=lambda w: setting(w.style, "instance_prompt").replace("{style}", w.style),
     threads: 1
     resources:
         **MODEL_JOB,

@@ -1,3 +1,9 @@
+# Copying files and writing a page: run on the submitting machine, not as cluster jobs.
+localrules:
+    submission,
+    report,
+
+
 rule submission:
     """The challenge layout: results/submission/XX/{prompt}.png, mapping.json beside them."""
     input:

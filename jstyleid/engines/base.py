@@ -39,6 +39,54 @@ class Injection:
     features: dict[str, tuple[Tensor, Tensor, Tensor]] | None = None
 
 
+class CallState:
+    """What the StyleID processors read during the current U-Net call."""
+
+    def __init__(self):
+        self.record: Sequence[str] = ()
+        self.inject: Injection | None = None
+        self.recorded: dict[str, dict[str, Tensor]] = {}
+
+
+class StyleIDAttnProcessor:
+    """Self-attention of an injected layer (both engines): records q/k/v and applies the spec's injection.
+
+    Installed like a diffusers attention processor; `engine` supplies attention(), cat() and expand_batch().
+    """
+
+    def __init__(self, name: str, state: CallState, engine: "Engine"):
+        self.name, self.state, self.engine = name, state, engine
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, *args, **kwargs):
+        h, state, ops = hidden_states, self.state, self.engine
+        q, k, v = attn.to_q(h), attn.to_k(h), attn.to_v(h)
+        if state.record:
+            state.recorded[self.name] = {n: t for n, t in zip("qkv", (q, k, v)) if n in state.record}
+        inj, upcast = state.inject, attn.upcast_attention
+        if inj is None:
+            out = ops.attention(q, k, v, attn.heads, attn.scale, upcast)
+        else:
+            n = inj.rows
+            if inj.features is not None:
+                q_content, k_style, v_style = inj.features[self.name]
+            else:  # recompute: rows n..2n-1 are the contents, 2n.. the style references
+                q_content = q[n:2 * n]
+                k_style = k[2 * n:].reshape((1, -1, k.shape[-1]))
+                v_style = v[2 * n:].reshape((1, -1, v.shape[-1]))
+            # q~ = gamma * q_content + (1 - gamma) * q;  attention = softmax(T q~ k^T / sqrt(d)) v
+            q_tilde = inj.gamma * q_content + (1 - inj.gamma) * q[:n]
+            stylized = ops.attention(q_tilde, ops.expand_batch(k_style, n), ops.expand_batch(v_style, n),
+                                     attn.heads, inj.temperature * attn.scale, upcast)
+            if h.shape[0] > n:  # the rows that only provide features attend as usual
+                out = ops.cat([stylized, ops.attention(q[n:], k[n:], v[n:], attn.heads, attn.scale, upcast)])
+            else:
+                out = stylized
+        out = attn.to_out[0](out)  # to_out[1] is a dropout (p = 0 in SD 2.x)
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
 class Engine(ABC):
     """One loaded model (U-Net, VAE, text encoder, tokenizer, noise schedule) on one device."""
 
@@ -66,6 +114,15 @@ class Engine(ABC):
     @abstractmethod
     def cat(self, tensors: Sequence[Tensor]) -> Tensor:
         """Concatenate along the batch axis."""
+
+    @abstractmethod
+    def expand_batch(self, tensor: Tensor, n: int) -> Tensor:
+        """(1, ...) -> (n, ...) without copying."""
+
+    @staticmethod
+    @abstractmethod
+    def attention(q, k, v, heads: int, scale: float, upcast: bool) -> Tensor:
+        """softmax(scale * q k^T) v per head on (B, tokens, inner_dim); scores and softmax in fp32 if upcast."""
 
     @abstractmethod
     def encode(self, images: np.ndarray) -> Tensor:

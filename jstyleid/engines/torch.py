@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ from ..devices import resolve_device, resolve_dtype
 from ..errors import InputError
 from ..models import fingerprint, read_config, resolve_model
 from ..schedule import NoiseSchedule
-from .base import INJECTED_LAYERS, Engine, Injection
+from .base import INJECTED_LAYERS, CallState, Engine, StyleIDAttnProcessor
 
 log = logging.getLogger(__name__)
 
@@ -30,50 +29,6 @@ def attention(q, k, v, heads: int, scale: float, upcast: bool):
     q, k, v = (split(t.float() if upcast else t) for t in (q, k, v))
     out = F.scaled_dot_product_attention(q, k, v, scale=scale)
     return out.transpose(1, 2).reshape(batch, n_q, inner).to(dtype)
-
-
-class _CallState:
-    """What the StyleID processors read during the current U-Net call."""
-
-    def __init__(self):
-        self.record: Sequence[str] = ()
-        self.inject: Injection | None = None
-        self.recorded: dict[str, dict[str, torch.Tensor]] = {}
-
-
-class StyleIDAttnProcessor:
-    """Self-attention of an injected layer: records q/k/v and applies the spec's injection."""
-
-    def __init__(self, name: str, state: _CallState):
-        self.name, self.state = name, state
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **_):
-        h = hidden_states
-        q, k, v = attn.to_q(h), attn.to_k(h), attn.to_v(h)
-        state = self.state
-        if state.record:
-            state.recorded[self.name] = {n: t for n, t in zip("qkv", (q, k, v)) if n in state.record}
-        inj, upcast = state.inject, attn.upcast_attention
-        if inj is None:
-            out = attention(q, k, v, attn.heads, attn.scale, upcast)
-        else:
-            n = inj.rows
-            if inj.features is not None:
-                q_content, k_style, v_style = inj.features[self.name]
-            else:  # recompute: rows n..2n-1 are the contents, 2n.. the style references
-                q_content = q[n:2 * n]
-                k_style = k[2 * n:].reshape(1, -1, k.shape[-1])
-                v_style = v[2 * n:].reshape(1, -1, v.shape[-1])
-            # q~ = gamma * q_content + (1 - gamma) * q;  attention = softmax(T q~ k^T / sqrt(d)) v
-            q_tilde = inj.gamma * q_content + (1 - inj.gamma) * q[:n]
-            stylized = attention(q_tilde, k_style.expand(n, -1, -1), v_style.expand(n, -1, -1),
-                                 attn.heads, inj.temperature * attn.scale, upcast)
-            rest = attention(q[n:], k[n:], v[n:], attn.heads, attn.scale, upcast) if h.shape[0] > n else None
-            out = stylized if rest is None else torch.cat([stylized, rest])
-        out = attn.to_out[1](attn.to_out[0](out))
-        if attn.residual_connection:
-            out = out + hidden_states
-        return out / attn.rescale_output_factor
 
 
 class TorchEngine(Engine):
@@ -102,11 +57,11 @@ class TorchEngine(Engine):
         self.injected_layers = tuple(layers)
         if lora:
             self.load_lora(lora)
-        self._state = _CallState()
+        self._state = CallState()
         processors = {}
         for name in self.unet_model.attn_processors:
             layer = name.removesuffix(".processor")
-            processors[name] = (StyleIDAttnProcessor(layer, self._state) if layer in self.injected_layers
+            processors[name] = (StyleIDAttnProcessor(layer, self._state, self) if layer in self.injected_layers
                                 else AttnProcessor2_0())
         unknown = set(self.injected_layers) - {name.removesuffix(".processor") for name in processors}
         if unknown:
@@ -130,6 +85,11 @@ class TorchEngine(Engine):
     def cat(self, tensors):
         return torch.cat(list(tensors))
 
+    def expand_batch(self, tensor, n):
+        return tensor.expand(n, *tensor.shape[1:])
+
+    attention = staticmethod(attention)
+
     # -- networks ---------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, images):
@@ -152,7 +112,7 @@ class TorchEngine(Engine):
         state = self._state
         state.record, state.inject, state.recorded = tuple(record), inject, {}
         try:
-            cond = cond.expand(x.shape[0], -1, -1) if cond.shape[0] == 1 else cond
+            cond = self.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
             out = self.unet_model(x, t, encoder_hidden_states=cond).sample
             return out, state.recorded
         finally:

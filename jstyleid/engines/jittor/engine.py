@@ -7,68 +7,18 @@ Mirrors jstyleid/engines/torch.py step for step, so the two engines give the sam
 from __future__ import annotations
 
 import logging
-from typing import Sequence
 
 import numpy as np
 
 from ...errors import InputError
 from ...models import fingerprint, read_config, resolve_model
 from ...schedule import NoiseSchedule
-from ..base import INJECTED_LAYERS, Engine, Injection
+from ..base import INJECTED_LAYERS, CallState, Engine, StyleIDAttnProcessor
 from . import import_jittor
 from .attention import attention, attention_modules, set_processors
 
 jt = import_jittor()
 log = logging.getLogger(__name__)
-
-
-class _CallState:
-    """What the StyleID processors read during the current U-Net call."""
-
-    def __init__(self):
-        self.record: Sequence[str] = ()
-        self.inject: Injection | None = None
-        self.recorded: dict[str, dict[str, jt.Var]] = {}
-
-
-def expand_batch(t, n: int):
-    """(1, ...) -> (n, ...) without copying, as torch's expand (one cond, or one style's k, v, for n rows)."""
-    return t.broadcast((n,) + tuple(t.shape[1:]))
-
-
-class StyleIDAttnProcessor:
-    """Self-attention of an injected layer: records q/k/v and applies the spec's injection."""
-
-    def __init__(self, name: str, state: _CallState):
-        self.name, self.state = name, state
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None):
-        h = hidden_states
-        q, k, v = attn.to_q(h), attn.to_k(h), attn.to_v(h)
-        state = self.state
-        if state.record:
-            state.recorded[self.name] = {n: t for n, t in zip("qkv", (q, k, v)) if n in state.record}
-        inj, upcast = state.inject, attn.upcast_attention
-        if inj is None:
-            out = attention(q, k, v, attn.heads, attn.scale, upcast=upcast)
-        else:
-            n = inj.rows
-            if inj.features is not None:
-                q_content, k_style, v_style = inj.features[self.name]
-            else:  # recompute: rows n..2n-1 are the contents, 2n.. the style references
-                q_content = q[n:2 * n]
-                k_style = k[2 * n:].reshape((1, -1, k.shape[-1]))
-                v_style = v[2 * n:].reshape((1, -1, v.shape[-1]))
-            # q~ = gamma * q_content + (1 - gamma) * q;  attention = softmax(T q~ k^T / sqrt(d)) v
-            q_tilde = inj.gamma * q_content + (1 - inj.gamma) * q[:n]
-            stylized = attention(q_tilde, expand_batch(k_style, n), expand_batch(v_style, n),
-                                 attn.heads, inj.temperature * attn.scale, upcast=upcast)
-            rest = attention(q[n:], k[n:], v[n:], attn.heads, attn.scale, upcast=upcast) if h.shape[0] > n else None
-            out = stylized if rest is None else jt.concat([stylized, rest])
-        out = attn.to_out[0](out)  # diffusers' to_out.1 is a dropout
-        if attn.residual_connection:
-            out = out + hidden_states
-        return out / attn.rescale_output_factor
 
 
 def _use_device(device: str) -> str:
@@ -120,12 +70,12 @@ class JittorEngine(Engine):
         self.injected_layers = tuple(layers)
         if lora:
             self.load_lora(lora)
-        self._state = _CallState()
+        self._state = CallState()
         unknown = set(self.injected_layers) - set(attention_modules(self.unet_model))
         if unknown:
             raise InputError("--layers", f"the U-Net has no attention layer {sorted(unknown)[0]}")
         # Every other attention layer keeps its standard processor.
-        set_processors(self.unet_model, {layer: StyleIDAttnProcessor(layer, self._state)
+        set_processors(self.unet_model, {layer: StyleIDAttnProcessor(layer, self._state, self)
                                          for layer in self.injected_layers})
         log.info("jittor engine: %s on %s (%s), fingerprint %s", folder, self.device, self.dtype, self.fingerprint)
 
@@ -144,6 +94,13 @@ class JittorEngine(Engine):
 
     def cat(self, tensors):
         return jt.concat(list(tensors))
+
+    def expand_batch(self, tensor, n):
+        return tensor.broadcast((n,) + tuple(tensor.shape[1:]))
+
+    @staticmethod
+    def attention(q, k, v, heads, scale, upcast):
+        return attention(q, k, v, heads, scale, upcast=upcast)
 
     # -- networks ---------------------------------------------------------------------------
     @jt.no_grad()
@@ -168,7 +125,7 @@ class JittorEngine(Engine):
         state = self._state
         state.record, state.inject, state.recorded = tuple(record), inject, {}
         try:
-            cond = expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
+            cond = self.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
             out = self.unet_model(x, t, cond)
             # Run this call now: Jittor is lazy, and a sampling loop would otherwise grow one graph.
             jt.sync([out] + [v for named in state.recorded.values() for v in named.values()])

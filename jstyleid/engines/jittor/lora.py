@@ -16,7 +16,6 @@ import numpy as np
 from ...dreambooth import LORA_FILE
 from ...errors import InputError
 from . import import_jittor
-from .engine import expand_batch
 
 jt = import_jittor()
 from jittor import nn
@@ -150,7 +149,7 @@ class JittorLoraTrainer:
         x = engine.tensor(noisy)
         t = jt.array(np.asarray(timesteps, dtype=np.int32))
         target = engine.tensor(target)
-        cond = expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
+        cond = self.engine.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
         pred = engine.unet_model(x, t, cond)
         loss = ((pred - target) ** 2).mean()
         self.optimizer.backward(loss)
