@@ -103,13 +103,24 @@ def write_clip_tokenizer(folder: Path, num_merges: int = 64) -> int:
     return len(vocab)
 
 
+def build_unet(preset: str):
+    """The preset's U-Net: SD 2.1's blocks (3 cross-attention down blocks, 3 transformer blocks per up block)."""
+    from diffusers import UNet2DConditionModel
+
+    spec = PRESETS[preset]
+    return UNet2DConditionModel(
+        sample_size=spec["resolution"] // 8, in_channels=4, out_channels=4, use_linear_projection=True,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, **spec["unet"])
+
+
 def make_model(preset: str, out, seed: int = 0) -> Path:
     """Build the preset with seeded random weights and save it (atomically) in diffusers layout."""
     import shutil
     import tempfile
 
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     spec = PRESETS[preset]
@@ -124,12 +135,8 @@ def make_model(preset: str, out, seed: int = 0) -> Path:
         text_encoder = CLIPTextModel(CLIPTextConfig(
             vocab_size=49408 if preset != "tiny" else vocab_size, max_position_embeddings=77, hidden_act="gelu",
             bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=1, **text))
-        latent_size = spec["resolution"] // 8
         torch.manual_seed(seed + 1)
-        unet = UNet2DConditionModel(
-            sample_size=latent_size, in_channels=4, out_channels=4, use_linear_projection=True,
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, **spec["unet"])
+        unet = build_unet(preset)
         torch.manual_seed(seed + 2)
         vae = AutoencoderKL(
             in_channels=3, out_channels=3, latent_channels=4, sample_size=spec["resolution"],
