@@ -27,7 +27,7 @@ def test_tiny_preset_structure_and_determinism(tiny_model, tmp_path):
     for block in (2, 3):
         for i in range(3):
             assert f"up_blocks.{block}.attentions.{i}.transformer_blocks.0.attn1" in names
-    assert f"up_blocks.0.attentions.0" not in names and len(unet.down_blocks) == 4
+    assert "up_blocks.0.attentions.0" not in names and len(unet.down_blocks) == 4
     assert unet.config.use_linear_projection and unet.config.upcast_attention
     scheduler = json.loads((tiny_model / "scheduler" / "scheduler_config.json").read_text())
     assert (scheduler["beta_schedule"], scheduler["beta_start"], scheduler["beta_end"]) == ("scaled_linear", 0.00085, 0.012)
