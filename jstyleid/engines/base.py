@@ -6,6 +6,7 @@ operators of the engine's tensors, so torch and jittor engines are interchangeab
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -46,6 +47,15 @@ class CallState:
         self.record: Sequence[str] = ()
         self.inject: Injection | None = None
         self.recorded: dict[str, dict[str, Tensor]] = {}
+
+    @contextlib.contextmanager
+    def active(self, record: Sequence[str], inject: Injection | None):
+        """Set what the processors do for one U-Net call; yields the dict they record into."""
+        self.record, self.inject, self.recorded = tuple(record), inject, {}
+        try:
+            yield self.recorded
+        finally:
+            self.record, self.inject, self.recorded = (), None, {}
 
 
 class StyleIDAttnProcessor:

@@ -109,14 +109,10 @@ class TorchEngine(Engine):
 
     @torch.no_grad()
     def unet(self, x, t, cond, record=(), inject=None):
-        state = self._state
-        state.record, state.inject, state.recorded = tuple(record), inject, {}
-        try:
-            cond = self.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
+        cond = self.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
+        with self._state.active(record, inject) as recorded:
             out = self.unet_model(x, t, encoder_hidden_states=cond).sample
-            return out, state.recorded
-        finally:
-            state.record, state.inject, state.recorded = (), None, {}
+        return out, recorded
 
     def lora_trainer(self, **settings):
         from .torch_lora import TorchLoraTrainer

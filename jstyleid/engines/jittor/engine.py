@@ -122,16 +122,12 @@ class JittorEngine(Engine):
 
     @jt.no_grad()
     def unet(self, x, t, cond, record=(), inject=None):
-        state = self._state
-        state.record, state.inject, state.recorded = tuple(record), inject, {}
-        try:
-            cond = self.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
+        cond = self.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
+        with self._state.active(record, inject) as recorded:
             out = self.unet_model(x, t, cond)
-            # Run this call now: Jittor is lazy, and a sampling loop would otherwise grow one graph.
-            jt.sync([out] + [v for named in state.recorded.values() for v in named.values()])
-            return out, state.recorded
-        finally:
-            state.record, state.inject, state.recorded = (), None, {}
+        # Run this call now: Jittor is lazy, and a sampling loop would otherwise grow one graph.
+        jt.sync([out] + [v for named in recorded.values() for v in named.values()])
+        return out, recorded
 
     def lora_trainer(self, **settings):
         from .lora import JittorLoraTrainer
