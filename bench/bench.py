@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 CHALLENGE = dict(styles=28, prompts=25, refs=3, lora_steps=500)
-JOBS_PER_STYLE = 5  # workflow jobs per style: train-lora, generate, invert style, invert content, inject
 ISSUE_FLOOR_S = 0.105  # issue 4: 100 U-Net evaluations of 804 GFLOP + 3.6 TFLOP VAE at 800 TFLOP/s
 GAMMA, TEMPERATURE, GUIDANCE = 0.75, 1.5, 7.5
 SMOKE = dict(repeats=1, warmup=0, batch_size=2, refs=[1, 2], gen_steps=3, lora_steps=3, lora_warmup=1,
@@ -286,7 +285,12 @@ class SeedProcedure:
 
 # -- stages ------------------------------------------------------------------------------------------
 def probe_startup(args):
-    """Run in a fresh process (--probe): what a job pays before its work. Prints one JSON line."""
+    """Run in a fresh process (--probe): what a job pays before its work. Prints one JSON line.
+
+    A job reads its weights into host memory before it claims the GPU (jstyleid/devices.py), so the probe
+    loads on the host, then moves the engine: with jobs in flight behind each other, only `to_device` and
+    `first_unet_call` hold the GPU.
+    """
     start = time.perf_counter()
     import torch
 
@@ -296,16 +300,21 @@ def probe_startup(args):
     from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401  (diffusers imports lazily)
     from transformers import CLIPTextModel  # noqa: F401
 
+    from jstyleid.engines import load_engine
+
     t_diffusers = time.perf_counter()
     args.cuda = args.device.startswith("cuda")
-    engine = load(args, args.model)
+    engine = load_engine("torch", str(args.model), "cpu", args.dtype)
+    t_host = time.perf_counter()
+    with_levers(engine.to(args.device), args)
     sync(args.cuda)
-    t_load = time.perf_counter()
+    t_device = time.perf_counter()
     side = args.resolution[0] // engine.vae_scale_factor
     engine.unet(engine.tensor(torch.zeros(1, 4, side, side)), 1, engine.text([""]))
     sync(args.cuda)
     print(json.dumps(dict(import_torch=t_torch - start, import_diffusers=t_diffusers - t_torch,
-                          load_model=t_load - t_diffusers, first_unet_call=time.perf_counter() - t_load)))
+                          load_host=t_host - t_diffusers, to_device=t_device - t_host,
+                          first_unet_call=time.perf_counter() - t_device)))
 
 
 def bench_startup(args, model):
@@ -322,6 +331,8 @@ def bench_startup(args, model):
     parts = json.loads(done.stdout.strip().splitlines()[-1])
     rows = {name: figure(seconds, "s") for name, seconds in parts.items()}
     rows["job_overhead"] = figure(wall, "s", note="fresh process: interpreter, imports, model load, first U-Net call")
+    rows["gpu_held_overhead"] = figure(parts["to_device"] + parts["first_unet_call"], "s",
+                                       note="the part after the GPU claim: to_device + first_unet_call")
     return rows
 
 
@@ -447,7 +458,7 @@ def bench_floor(args, model, res, _work=None):
                                     note=f"(2 x {args.steps} U-Net calls + VAE) / {args.peak_tflops:g} TFLOP/s")}
 
 
-def bench_e2e(args, model, res, work, job_overhead, lora_step_s=None):
+def bench_e2e(args, model, res, work, overhead, lora_step_s=None):
     """The workflow's stage functions on a scaled set (S styles x P prompts x R refs), extrapolated.
 
     Training is extrapolated as t_train_lora(L steps) + (500 - L) x the lora stage's step time, so its fixed
@@ -482,22 +493,34 @@ def bench_e2e(args, model, res, work, job_overhead, lora_step_s=None):
                                                   args.batch_size), args.cuda)
         del engine
         release(args)
-    c = CHALLENGE
-    jobs, images = JOBS_PER_STYLE * c["styles"], c["styles"] * c["prompts"]
-    step = lora_step_s or t["train_lora"] / (S * L)
-    parts = dict(job_start_ups=jobs * job_overhead,
-                 per_style=c["styles"] * ((t["train_lora"] + t["invert_style"] * c["refs"] / R) / S
-                                          + (c["lora_steps"] - L) * step),
-                 per_image=images * (t["generate"] + t["invert_content"] + t["inject"]) / (S * P))
-    total = sum(parts.values())
-    formula = (f"T = {jobs} jobs x {job_overhead:.2f} s + {c['styles']} styles x (({t['train_lora']:.2f} s + "
-               f"{t['invert_style']:.2f} s x {c['refs']}/{R}) / {S} + ({c['lora_steps']} - {L}) x {step * 1e3:.1f} ms)"
-               f" + {images} images x ({t['generate']:.2f} + {t['invert_content']:.2f} + {t['inject']:.2f}) s / "
-               f"{S * P} = {total / 60:.1f} min")
     return dict(scaled_set=dict(styles=S, prompts=P, refs=R, lora_steps=L, features=args.e2e_features),
-                measured_s=t, lora_step_s=step, parts_s=parts, estimate_min=total / 60, formula=formula,
-                note="one GPU, jobs in sequence; a final batch smaller than --batch-size is costed per image at "
-                     "the scaled set's rate")
+                measured_s=t, **extrapolate(t, S, P, R, L, lora_step_s or t["train_lora"] / (S * L), overhead))
+
+
+def extrapolate(t, S, P, R, L, step, overhead):
+    """The challenge-size time from stage times measured on S styles x P prompts x R references (L LoRA steps).
+
+    Each style runs five jobs; w is a job's GPU work at challenge size. A job's overhead splits at its GPU
+    claim into h (before: interpreter, imports, reading weights) and e (after: to_device, first U-Net call).
+    Jobs one at a time cost h + e + w each. With two in flight per GPU (`--resources gpu=2`), the next job's
+    h runs during the current job's e + w, and the steady-state period of a job is max(e + w, (h + e + w) / 2).
+    """
+    c = CHALLENGE
+    w = {"train_lora": t["train_lora"] / S + (c["lora_steps"] - L) * step,
+         "generate": t["generate"] / S * c["prompts"] / P,
+         "invert_style": t["invert_style"] / S * c["refs"] / R,
+         "invert_content": t["invert_content"] / S * c["prompts"] / P,
+         "inject": t["inject"] / S * c["prompts"] / P}
+    h, e = overhead["total"] - overhead["gpu_held"], overhead["gpu_held"]
+    one_at_a_time = c["styles"] * sum(h + e + job for job in w.values())
+    two_in_flight = c["styles"] * sum(max(e + job, (h + e + job) / 2) for job in w.values())
+    jobs = ", ".join(f"{name} {seconds:.2f}" for name, seconds in w.items())
+    formula = (f"T = {c['styles']} styles x sum over {len(w)} jobs of max(e + w, (h + e + w) / 2), h = {h:.2f} s, "
+               f"e = {e:.2f} s, w (s) = {jobs} (train_lora: {L} steps measured + {c['lora_steps'] - L} x "
+               f"{step * 1e3:.1f} ms) = {two_in_flight / 60:.1f} min; one job at a time: {one_at_a_time / 60:.1f} min")
+    return dict(lora_step_s=step, job_work_s=w, startup_s=dict(h=h, e=e), estimate_min=two_in_flight / 60,
+                estimate_one_at_a_time_min=one_at_a_time / 60, formula=formula,
+                note="one GPU; a final batch smaller than --batch-size is costed per image at the scaled set's rate")
 
 
 # -- output ------------------------------------------------------------------------------------------
@@ -622,7 +645,9 @@ def main(argv=None) -> int:
                     release(args)
                     save(results, args.out)
             if "e2e" in args.stages and res == args.resolution[0]:
-                overhead = results["startup"].get("job_overhead", {}).get("value", 0.0)
+                startup = results["startup"]
+                overhead = {key: startup.get(name, {}).get("value", 0.0)
+                            for key, name in (("total", "job_overhead"), ("gpu_held", "gpu_held_overhead"))}
                 step_ms = block["figures"].get("lora_step", {}).get("value")
                 block["e2e"] = bench_e2e(args, model, res, work, overhead, step_ms and step_ms / 1e3)
                 save(results, args.out)

@@ -38,7 +38,8 @@ def test_every_stage_has_a_positive_figure(smoke):
     assert results["device"].startswith("cpu") and results["date"]
     assert {"torch", "diffusers", "cuda"} <= set(results["versions"])
     startup = results["startup"]
-    for name in ("import_torch", "import_diffusers", "load_model", "first_unet_call", "job_overhead"):
+    for name in ("import_torch", "import_diffusers", "load_host", "to_device", "first_unet_call", "job_overhead",
+                 "gpu_held_overhead"):
         assert _positive(startup[name]["value"]), name
     figures = results["resolutions"]["64"]["figures"]
     expected = ["lora_step", "generate", "invert_content", "invert_style", "invert_content_latents_only",
@@ -67,7 +68,27 @@ def test_end_to_end_estimate_shows_its_extrapolation(smoke):
     e2e = results["resolutions"]["64"]["e2e"]
     assert all(_positive(v) for v in e2e["measured_s"].values())
     assert _positive(e2e["estimate_min"])
-    assert e2e["formula"].startswith("T = 140 jobs") and e2e["formula"] in stdout
+    assert e2e["estimate_min"] <= e2e["estimate_one_at_a_time_min"]
+    assert e2e["formula"].startswith("T = 28 styles") and e2e["formula"] in stdout
+
+
+def _extrapolate(h, e, w):
+    sys.path.insert(0, str(BENCH.parent))
+    from bench import extrapolate
+
+    # one style measured at challenge size, so each job's work is the stage time itself
+    stages = dict(train_lora=w, generate=w, invert_style=w, invert_content=w, inject=w)
+    return extrapolate(stages, 1, 25, 3, 500, 0.0, dict(total=h + e, gpu_held=e))
+
+
+def test_two_jobs_in_flight_hide_the_start_up_before_the_gpu_claim():
+    minutes = 28 * 5 / 60
+    gpu_bound = _extrapolate(h=5, e=1, w=9)  # the next job's start-up fits in the current job's work
+    assert gpu_bound["estimate_min"] == pytest.approx(minutes * 10)
+    assert gpu_bound["estimate_one_at_a_time_min"] == pytest.approx(minutes * 15)
+    start_up_bound = _extrapolate(h=20, e=1, w=1)  # two start-ups overlap each other: half of each is paid
+    assert start_up_bound["estimate_min"] == pytest.approx(minutes * 11)
+    assert start_up_bound["estimate_one_at_a_time_min"] == pytest.approx(minutes * 22)
 
 
 def test_compare_prints_runs_side_by_side(smoke):

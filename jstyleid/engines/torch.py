@@ -41,14 +41,13 @@ class TorchEngine(Engine):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         folder = resolve_model(model)
-        self.device = torch.device(resolve_device(device))
-        self.dtype = getattr(torch, resolve_dtype(dtype, self.device.type))
+        self.dtype = getattr(torch, resolve_dtype(dtype, device))
         self.schedule = NoiseSchedule.from_scheduler_config(read_config(folder, "scheduler"))
         self.fingerprint = fingerprint(folder)
         load = dict(torch_dtype=self.dtype)
-        self.unet_model = UNet2DConditionModel.from_pretrained(folder / "unet", **load).to(self.device).eval()
-        self.vae = AutoencoderKL.from_pretrained(folder / "vae", **load).to(self.device).eval()
-        self.text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", **load).to(self.device).eval()
+        self.unet_model = UNet2DConditionModel.from_pretrained(folder / "unet", **load).eval()
+        self.vae = AutoencoderKL.from_pretrained(folder / "vae", **load).eval()
+        self.text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", **load).eval()
         self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
         self.unet_config = dict(self.unet_model.config)
         self.scaling_factor = float(self.vae.config.scaling_factor)
@@ -67,7 +66,16 @@ class TorchEngine(Engine):
         if unknown:
             raise InputError("--layers", f"the U-Net has no attention layer {sorted(unknown)[0]}")
         self.unet_model.set_attn_processor(processors)
+        # Weights are read into host memory before the GPU is claimed (devices.py): another job can
+        # compute meanwhile, and this job holds the GPU only from here on.
+        self.to(resolve_device(device))
         log.info("torch engine: %s on %s (%s), fingerprint %s", folder, self.device, self.dtype, self.fingerprint)
+
+    def to(self, device) -> TorchEngine:
+        self.device = torch.device(device)
+        for network in (self.unet_model, self.vae, self.text_encoder):
+            network.to(self.device)
+        return self
 
     def load_lora(self, path: str) -> None:
         """Apply a LoRA saved by train-lora (or any diffusers SD LoRA) to the U-Net."""
