@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from .errors import InputError
 
@@ -61,14 +62,27 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
                 source_sha256=sha256_file(path), layers=engine.injected_layers if features else (),
                 feature_dtype=feature_dtype)) for path, out in zip(images[batch], outs[batch])]
 
+            # Step i goes to disk while the U-Net runs step i + 1; one write in flight bounds host memory.
+            background = stack.enter_context(ThreadPoolExecutor(1))  # exits, finishing its write, first
+            writing = None
+
             def write(i, x, recorded):
+                nonlocal writing
                 latents = engine.numpy(x)
                 host = {layer: {name: engine.numpy(t) for name, t in named.items()}
                         for layer, named in recorded.items()}
-                for row, writer in enumerate(writers):
-                    writer.write_step(i, latents[row], {layer: {name: a[row] for name, a in named.items()}
-                                                        for layer, named in host.items()})
+                if writing:
+                    writing.result()  # raises here if that write failed
+                writing = background.submit(_write_rows, writers, i, latents, host)
 
             z = engine.encode(np.stack(pixels[batch]))
             invert(engine, z, cond, taus, record, write)
+            writing.result()
         log.info("inverted %d image(s) -> %s", len(writers), ", ".join(str(o) for o in outs[batch]))
+
+
+def _write_rows(writers, i, latents, features):
+    """Step i of a batch: row b of every array goes to writers[b]."""
+    for row, writer in enumerate(writers):
+        writer.write_step(i, latents[row], {layer: {name: a[row] for name, a in named.items()}
+                                            for layer, named in features.items()})

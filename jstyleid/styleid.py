@@ -6,6 +6,7 @@ out the U-Net output, split(out, x, t) -> (x0, eps) and the DDIM move live in sc
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -49,11 +50,11 @@ def inject(engine: Engine, contents, styles, cond, *, gamma: float, temperature:
     n, last = len(contents), len(taus) - 1
     start = np.stack([c.latent(last) for c in contents])
     x = engine.tensor(adain(start, [s.latent(last) for s in styles]) if use_adain else start)
+    stored = _stored_features(engine, contents, styles, range(last, -1, -1)) if mode == "stored" else None
     for i in tqdm(range(last, -1, -1), desc="inject", leave=False):
         tau = taus[i]
         if mode == "stored":
-            injection = Injection(n, gamma, temperature, _stored_features(engine, contents, styles, i))
-            out, _ = engine.unet(x, tau, cond, inject=injection)
+            out, _ = engine.unet(x, tau, cond, inject=Injection(n, gamma, temperature, next(stored)))
         else:
             cached = np.stack([c.latent(i) for c in contents] + [s.latent(i) for s in styles])
             batch = engine.cat([x, engine.tensor(cached)])
@@ -64,12 +65,21 @@ def inject(engine: Engine, contents, styles, cond, *, gamma: float, temperature:
     return x
 
 
-def _stored_features(engine: Engine, contents, styles, i: int) -> dict:
-    """Per injected layer: q_content[i] (B, tok, C) and k, v of all references joined along tokens."""
-    features = {}
-    for layer in engine.injected_layers:
-        q = np.stack([c.feature(layer, "q", i) for c in contents])
-        k = np.concatenate([s.feature(layer, "k", i) for s in styles])[None]
-        v = np.concatenate([s.feature(layer, "v", i) for s in styles])[None]
-        features[layer] = (engine.tensor(q), engine.tensor(k), engine.tensor(v))
-    return features
+def _stored_features(engine: Engine, contents, styles, steps):
+    """For each step i in turn, per injected layer: q_content[i] (B, tok, C) and k, v of all references
+    joined along tokens. Step i's arrays are read from disk while the U-Net runs the step before."""
+
+    def read(i):
+        return {layer: (np.stack([c.feature(layer, "q", i) for c in contents]),
+                        np.concatenate([s.feature(layer, "k", i) for s in styles])[None],
+                        np.concatenate([s.feature(layer, "v", i) for s in styles])[None])
+                for layer in engine.injected_layers}
+
+    steps = list(steps)
+    with ThreadPoolExecutor(1) as background:
+        reading = background.submit(read, steps[0])
+        for following in steps[1:] + [None]:
+            arrays = reading.result()
+            if following is not None:
+                reading = background.submit(read, following)
+            yield {layer: tuple(engine.tensor(a) for a in qkv) for layer, qkv in arrays.items()}

@@ -97,3 +97,24 @@ def test_model_change_changes_fingerprint(tiny_model, tmp_path):
     data[-1] ^= 1  # one bit of one weight
     weights.write_bytes(bytes(data))
     assert fingerprint(copy) != before
+
+
+def test_a_failed_background_write_stops_the_inversion_and_leaves_no_file(torch_engine, images, tmp_path,
+                                                                         monkeypatch):
+    from jstyleid.cache import CacheWriter
+
+    write_step = CacheWriter.write_step
+    steps_run = []
+
+    def disk_full_at_step_2(self, i, *args):
+        steps_run.append(i)
+        if i == 2:
+            raise OSError(28, "No space left on device")
+        write_step(self, i, *args)
+
+    monkeypatch.setattr(CacheWriter, "write_step", disk_full_at_step_2)
+    with pytest.raises(OSError, match="No space left"):
+        invert_images(torch_engine, [images["c0"]], [tmp_path / "out" / "c.h5"], role="content", steps=STEPS,
+                      resolution=RES)
+    assert steps_run == [0, 1, 2]  # the inversion stopped at the next step, not at the end
+    assert list((tmp_path / "out").iterdir()) == []  # neither the cache nor its temporary file is left
