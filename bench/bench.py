@@ -497,13 +497,13 @@ def bench_e2e(args, model, res, work, overhead, lora_step_s=None):
                 measured_s=t, **extrapolate(t, S, P, R, L, lora_step_s or t["train_lora"] / (S * L), overhead))
 
 
-def extrapolate(t, S, P, R, L, step, overhead):
+def extrapolate(t, S, P, R, L, step, overhead, in_flight=(1, 2, 3)):
     """The challenge-size time from stage times measured on S styles x P prompts x R references (L LoRA steps).
 
     Each style runs five jobs; w is a job's GPU work at challenge size. A job's overhead splits at its GPU
     claim into h (before: interpreter, imports, reading weights) and e (after: to_device, first U-Net call).
-    Jobs one at a time cost h + e + w each. With two in flight per GPU (`--resources gpu=2`), the next job's
-    h runs during the current job's e + w, and the steady-state period of a job is max(e + w, (h + e + w) / 2).
+    With K jobs in flight per GPU (`--resources gpu=K`), a job's h runs while the K - 1 before it hold the GPU;
+    in steady state a job then takes max(e + w, (h + e + w) / K) of the GPU's time (K = 1: h + e + w).
     """
     c = CHALLENGE
     w = {"train_lora": t["train_lora"] / S + (c["lora_steps"] - L) * step,
@@ -512,14 +512,15 @@ def extrapolate(t, S, P, R, L, step, overhead):
          "invert_content": t["invert_content"] / S * c["prompts"] / P,
          "inject": t["inject"] / S * c["prompts"] / P}
     h, e = overhead["total"] - overhead["gpu_held"], overhead["gpu_held"]
-    one_at_a_time = c["styles"] * sum(h + e + job for job in w.values())
-    two_in_flight = c["styles"] * sum(max(e + job, (h + e + job) / 2) for job in w.values())
+    minutes = {k: c["styles"] * sum(max(e + job, (h + e + job) / k) for job in w.values()) / 60 for k in in_flight}
+    k = max(in_flight)
     jobs = ", ".join(f"{name} {seconds:.2f}" for name, seconds in w.items())
-    formula = (f"T = {c['styles']} styles x sum over {len(w)} jobs of max(e + w, (h + e + w) / 2), h = {h:.2f} s, "
+    formula = (f"T = {c['styles']} styles x sum over {len(w)} jobs of max(e + w, (h + e + w) / K), h = {h:.2f} s, "
                f"e = {e:.2f} s, w (s) = {jobs} (train_lora: {L} steps measured + {c['lora_steps'] - L} x "
-               f"{step * 1e3:.1f} ms) = {two_in_flight / 60:.1f} min; one job at a time: {one_at_a_time / 60:.1f} min")
-    return dict(lora_step_s=step, job_work_s=w, startup_s=dict(h=h, e=e), estimate_min=two_in_flight / 60,
-                estimate_one_at_a_time_min=one_at_a_time / 60, formula=formula,
+               f"{step * 1e3:.1f} ms); K = {k}: {minutes[k]:.1f} min ("
+               + ", ".join(f"K = {n}: {m:.1f}" for n, m in minutes.items() if n != k) + ")")
+    return dict(lora_step_s=step, job_work_s=w, startup_s=dict(h=h, e=e), estimate_min=minutes[k],
+                estimate_min_by_jobs_in_flight=minutes, formula=formula,
                 note="one GPU; a final batch smaller than --batch-size is costed per image at the scaled set's rate")
 
 

@@ -30,7 +30,7 @@ wildcard_constraints:
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
 
-# Resources of the jobs that run a model; `--resources gpu=N` runs N of them at once (2 per GPU: see README).
+# Resources of the jobs that run a model; `--resources gpu=N` runs N of them at once (3 per GPU: see README).
 MODEL_JOB = dict(mem_mb=config["job_mem_mb"], runtime=config["job_runtime"], gpu=1)
 LIGHT_JOB = dict(mem_mb=1000, runtime=10)
 

@@ -68,7 +68,8 @@ def test_end_to_end_estimate_shows_its_extrapolation(smoke):
     e2e = results["resolutions"]["64"]["e2e"]
     assert all(_positive(v) for v in e2e["measured_s"].values())
     assert _positive(e2e["estimate_min"])
-    assert e2e["estimate_min"] <= e2e["estimate_one_at_a_time_min"]
+    by_k = e2e["estimate_min_by_jobs_in_flight"]
+    assert by_k["1"] >= by_k["2"] >= by_k["3"] == e2e["estimate_min"]
     assert e2e["formula"].startswith("T = 28 styles") and e2e["formula"] in stdout
 
 
@@ -78,17 +79,15 @@ def _extrapolate(h, e, w):
 
     # one style measured at challenge size, so each job's work is the stage time itself
     stages = dict(train_lora=w, generate=w, invert_style=w, invert_content=w, inject=w)
-    return extrapolate(stages, 1, 25, 3, 500, 0.0, dict(total=h + e, gpu_held=e))
+    return extrapolate(stages, 1, 25, 3, 500, 0.0, dict(total=h + e, gpu_held=e))["estimate_min_by_jobs_in_flight"]
 
 
-def test_two_jobs_in_flight_hide_the_start_up_before_the_gpu_claim():
-    minutes = 28 * 5 / 60
+def test_jobs_in_flight_hide_the_start_up_before_the_gpu_claim():
+    jobs = 28 * 5 / 60  # minutes per second of a job's time
     gpu_bound = _extrapolate(h=5, e=1, w=9)  # the next job's start-up fits in the current job's work
-    assert gpu_bound["estimate_min"] == pytest.approx(minutes * 10)
-    assert gpu_bound["estimate_one_at_a_time_min"] == pytest.approx(minutes * 15)
-    start_up_bound = _extrapolate(h=20, e=1, w=1)  # two start-ups overlap each other: half of each is paid
-    assert start_up_bound["estimate_min"] == pytest.approx(minutes * 11)
-    assert start_up_bound["estimate_one_at_a_time_min"] == pytest.approx(minutes * 22)
+    assert gpu_bound == {k: pytest.approx(jobs * seconds) for k, seconds in ((1, 15), (2, 10), (3, 10))}
+    start_up_bound = _extrapolate(h=20, e=1, w=2)  # K start-ups overlap: 1/K of each is paid
+    assert start_up_bound == {k: pytest.approx(jobs * seconds) for k, seconds in ((1, 23), (2, 11.5), (3, 23 / 3))}
 
 
 def test_compare_prints_runs_side_by_side(smoke):
