@@ -401,7 +401,7 @@ def bench_styleid(args, model, res, work):
         seed_invert, _ = measure(lambda: seed.invert(content_px), args)
         inverted = seed.invert(content_px), seed.invert(style_px)
         seed_inject, _ = measure(lambda: seed.inject(*inverted), args)
-        del inverted
+        inverted = None  # frees the seed's in-memory features before the next figure
         seed_cold, seed_peak = measure(lambda: seed.stylize(content_px, style_px), args)
     rows = {}
     for role, images in (("content", contents), ("style", styles)):
@@ -491,7 +491,7 @@ def bench_e2e(args, model, res, work, overhead, lora_step_s=None):
                                      args.cuda)
         t["inject"] += timed(lambda: inject_files(engine, content_h5, style_h5, outs, args.e2e_features,
                                                   args.batch_size), args.cuda)
-        del engine
+        engine = None  # this style's jobs are over
         release(args)
     return dict(scaled_set=dict(styles=S, prompts=P, refs=R, lora_steps=L, features=args.e2e_features),
                 measured_s=t, **extrapolate(t, S, P, R, L, lora_step_s or t["train_lora"] / (S * L), overhead))

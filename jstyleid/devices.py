@@ -1,8 +1,8 @@
 """Choosing the device. Snakemake does not assign GPUs: each job claims one with a lock file.
 
 A job claims its GPU only when it is ready to compute (imports done, weights read into host memory),
-and waits while every GPU is held by another jstyleid job. So with two model jobs in flight per GPU
-(`--resources gpu=2` on a one-GPU box) the next job's start-up runs while the current one computes,
+and waits while every GPU is held by another jstyleid job. So with K model jobs in flight per GPU
+(`--resources gpu=K` on a one-GPU box) the next jobs' start-up runs while the current one computes,
 and the GPU still runs one job at a time.
 """
 
