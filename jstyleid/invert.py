@@ -69,7 +69,7 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
             def write(i, x, recorded):
                 nonlocal writing
                 latents = engine.numpy(x)
-                host = {layer: {name: engine.numpy(t) for name, t in named.items()}
+                host = {layer: {name: engine.numpy(t, feature_dtype) for name, t in named.items()}
                         for layer, named in recorded.items()}
                 if writing:
                     writing.result()  # raises here if that write failed

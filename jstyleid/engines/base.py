@@ -118,8 +118,8 @@ class Engine(ABC):
         """A host array as an engine tensor on the device, in the compute dtype."""
 
     @abstractmethod
-    def numpy(self, tensor: Tensor) -> np.ndarray:
-        """An engine tensor as a float32 host array."""
+    def numpy(self, tensor: Tensor, dtype: str = "float32") -> np.ndarray:
+        """An engine tensor as a host array of `dtype` (cast before the copy: float16 moves half the bytes)."""
 
     @abstractmethod
     def cat(self, tensors: Sequence[Tensor]) -> Tensor:

@@ -87,8 +87,8 @@ class TorchEngine(Engine):
     def tensor(self, array):
         return torch.as_tensor(np.asarray(array)).to(self.device, self.dtype)
 
-    def numpy(self, tensor):
-        return tensor.detach().float().cpu().numpy()
+    def numpy(self, tensor, dtype="float32"):
+        return tensor.detach().to(getattr(torch, dtype)).cpu().numpy()
 
     def cat(self, tensors):
         return torch.cat(list(tensors))

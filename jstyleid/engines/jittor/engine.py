@@ -89,8 +89,8 @@ class JittorEngine(Engine):
     def tensor(self, array):
         return jt.array(np.asarray(array, dtype=np.float32))
 
-    def numpy(self, tensor):
-        return tensor.numpy().astype(np.float32, copy=False)
+    def numpy(self, tensor, dtype="float32"):
+        return tensor.numpy().astype(dtype, copy=False)
 
     def cat(self, tensors):
         return jt.concat(list(tensors))
