@@ -94,3 +94,25 @@ def test_compare_prints_runs_side_by_side(smoke):
     _, _, out = smoke
     table = _bench("--compare", out, out).stdout
     assert "| 64 | cold_stored_r1 | s/image |" in table and "| | dtype | | float32 | float32 |" in table
+
+
+def test_workflow_bench_runs_the_workflow_once_per_jobs_in_flight(tmp_path):
+    out = tmp_path / "workflow.json"
+    done = subprocess.run([sys.executable, str(BENCH.parent / "workflow.py"), "--preset", "tiny", "--styles", "1",
+                           "--prompts", "2", "--refs", "1", "--smoke", "--in-flight", "1", "2", "--cores", "2",
+                           "--work", str(tmp_path / "work"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"1", "2"}
+    for run in runs.values():
+        assert run["model_jobs"] == 5  # train_lora, generate, invert_style, invert_content, inject
+        assert run["challenge_min"] == pytest.approx(run["wall_s"] * 28 / 60)
+        assert run["wall_s"] >= max(sum(times) for times in run["job_s"].values())
+    # Jobs in flight change the order of work, not the pictures.
+    one, two = (tmp_path / "work" / f"workflow-gpu{k}" / "results" / "submission" / "01" for k in (1, 2))
+    assert sorted(p.name for p in one.iterdir()) == ["Thing 0.png", "Thing 1.png"]
+    for png in one.iterdir():
+        assert png.read_bytes() == (two / png.name).read_bytes()
+    assert "| 2 |" in done.stdout
