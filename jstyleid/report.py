@@ -1,13 +1,15 @@
 """`jstyleid report`: one offline HTML page of a workflow run.
 
-Per style a grid of style references | content | output with the LoRA loss curve, the time per
-stage from Snakemake's benchmark files, and the config used. Images are linked by relative path
+Per style a grid of style references | content | output with the LoRA loss curve (and, for a
+gamma/temperature sweep, a grid of content | one output per setting), the time per stage from
+Snakemake's benchmark files, and the config used. Images are linked by relative path
 and nothing is loaded from another host, so the page opens offline beside the results.
 
 The manifest (JSON text, written by the workflow's report rule):
     {"styles": [{"name": "01", "prompts": "data/01/prompt.json", "refs": [image, ...],
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
-                 "loss": "loss.png" or null}, ...],
+                 "loss": "loss.png" or null,
+                 "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
      "config": {...}}
 """
@@ -78,7 +80,24 @@ def _style_section(style, base):
     loss = (f'<p>LoRA training loss:<br><img class="loss" src="{_href(style["loss"], base)}" alt="loss curve"></p>'
             if style.get("loss") else "<p>Content images supplied by the user (no LoRA trained).</p>")
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
-            f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}")
+            f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
+            + _sweep_grid(style.get("sweep") or [], prompts, contents, base))
+
+
+def _sweep_grid(sweep, prompts, contents, base):
+    """Rows: prompts; columns: the content, then one output per (gamma, temperature) of the sweep."""
+    from .inputs import safe_filename
+
+    if not sweep:
+        return ""
+    head = "".join(f"<th>gamma {_e(run['gamma'])}, T {_e(run['temperature'])}</th>" for run in sweep)
+    rows = []
+    for prompt in prompts:
+        name = safe_filename(prompt)
+        cells = "".join(f"<td>{_img(Path(run['outputs'], f'{name}.png'), base)}</td>" for run in sweep)
+        rows.append(f"<tr><td>{_e(prompt)}</td><td>{_img(contents[name], base)}</td>{cells}</tr>")
+    return (f"\n<h3>Sweep</h3>\n<table><tr><th>Prompt</th><th>Content</th>{head}</tr>\n"
+            + "\n".join(rows) + "</table>")
 
 
 def _timings(files):

@@ -131,7 +131,9 @@ def report_manifest(wildcards):
     styles = [
         dict(name=style, prompts=str(STYLES_DIR / style / "prompt.json"),
              refs=[str(p) for p in style_refs(style)], contents=[str(p) for p in content_images(style)],
-             outputs=expand(rules.inject.output[0], style=style)[0], loss=loss_curve(style))
+             outputs=expand(rules.inject.output[0], style=style)[0], loss=loss_curve(style),
+             sweep=[dict(gamma=w["gamma"], temperature=w["temperature"],
+                         outputs=expand(rules.inject_sweep.output[0], **w)[0]) for w in sweeps(style)])
         for style in STYLES
     ]
     return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config))

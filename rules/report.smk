@@ -24,11 +24,12 @@ rule submission:
 
 rule report:
     """results/report/index.html: per style the references, contents and outputs, the LoRA loss
-    curve; the time per stage; the config used. It opens offline (images by relative path)."""
+    curve, the sweep's grid; the time per stage; the config used. It opens offline (images by relative path)."""
     input:
         refs=[style_refs(style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
+        sweeps=[expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
     output:

@@ -140,6 +140,10 @@ def test_sweep_reuses_the_caches(workflow):
     assert pending(workflow) == chain("01", "inject_sweep") | chain("02", "inject_sweep") | {("report", "*")}
     dry_run = snakemake(workflow, "-n").stdout
     assert "results/01/sweep/g0.25_t1.5" in dry_run and "results/02/sweep/g0.5_t1.5" in dry_run
+    snakemake(workflow, "--cores", "2")
+    html = (workflow / "results/report/index.html").read_text()
+    assert html.count("<h3>Sweep</h3>") == 2 and "<th>gamma 0.25, T 1.5</th><th>gamma 0.5, T 1.5</th>" in html
+    assert 'src="../01/sweep/g0.25_t1.5/Bird.png"' in html and 'src="../02/sweep/g0.5_t1.5/Tree.png"' in html
 
 
 @pytest.mark.slow
@@ -256,11 +260,14 @@ def test_report_is_offline_with_relative_links(tmp_path):
     bench.write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\tNA\n")
     image = str(images / "Red apple _b_.png")
     manifest = dict(styles=[dict(name="05", prompts=str(prompts), refs=[image], contents=[image],
-                                 outputs=str(images), loss=None)],
+                                 outputs=str(images), loss=None,
+                                 sweep=[dict(gamma=0.25, temperature=1.5, outputs=str(images))])],
                     benchmarks=[str(bench)], config={"model": "builtin:tiny"})
     out = tmp_path / "results/report/index.html"
     assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
     page = out.read_text()
     assert 'src="../05/styleid/Red%20apple%20_b_.png"' in page and "Red apple &lt;b&gt;" in page
     assert "<td>inject</td><td class=num>1</td><td class=num>12.5</td>" in page
+    assert "<h3>Sweep</h3>" in page and "<th>gamma 0.25, T 1.5</th>" in page
+    assert page.count('src="../05/styleid/Red%20apple%20_b_.png"') == 5  # ref, content, output; sweep: both
     assert "http" not in page
