@@ -14,7 +14,6 @@ styles the pipeline's fill and drain make this an over-estimate). Method: docs/p
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -59,10 +58,11 @@ def write_styles(folder: Path, styles: int, prompts: int, refs: int, res: int) -
 
 def job_times(results: Path) -> dict:
     """{rule: [seconds of each job]} from Snakemake's benchmark files results/benchmarks/<rule>/<job>.tsv."""
+    from jstyleid.report import read_benchmark
+
     times = {}
     for tsv in sorted(results.glob("benchmarks/*/*.tsv")):
-        with tsv.open() as f:
-            times.setdefault(tsv.parent.name, []).append(float(next(csv.DictReader(f, delimiter="\t"))["s"]))
+        times.setdefault(tsv.parent.name, []).append(read_benchmark(tsv)[0])
     return times
 
 

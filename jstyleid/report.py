@@ -104,7 +104,7 @@ def _timings(files):
     """Wall time and peak memory per stage, from Snakemake benchmark files <stage>/<job>.tsv."""
     stages = {}
     for path in files:
-        stages.setdefault(Path(path).parent.name, []).append(_read_benchmark(path))
+        stages.setdefault(Path(path).parent.name, []).append(read_benchmark(path))
     rows = [
         f"<tr><td>{_e(stage)}</td><td class=num>{len(jobs)}</td><td class=num>{sum(s for s, _ in jobs):.1f}</td>"
         f"<td class=num>{max(s for s, _ in jobs):.1f}</td><td class=num>{max(r for _, r in jobs):.0f}</td></tr>"
@@ -117,7 +117,7 @@ def _timings(files):
             "<p>Wall time of each job, process start and model loading included; jobs may run in parallel.</p>")
 
 
-def _read_benchmark(path):
+def read_benchmark(path):
     """(wall seconds, peak RSS MiB) of a job."""
     try:
         with open(path, newline="") as handle:
