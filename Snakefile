@@ -12,6 +12,7 @@ include: "rules/content.smk"
 include: "rules/invert.smk"
 include: "rules/inject.smk"
 include: "rules/report.smk"
+include: "rules/outcome.smk"
 
 
 rule all:
@@ -19,4 +20,5 @@ rule all:
         "results/submission",
         "results/report/index.html",
         [expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        expand(rules.check_inputs.output[0], refused=REFUSED),
     default_target: True
