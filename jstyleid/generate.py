@@ -42,6 +42,7 @@ def add_arguments(parser):
 
 def run(args):
     from .engines import load_engine
+    from .fileio import check_names
     from .inputs import read_prompts, safe_filename
 
     if args.prompts:
@@ -53,6 +54,7 @@ def run(args):
         if not args.out or len(args.out) != len(args.prompt) or args.out_dir:
             raise InputError("--out", f"give one --out per --prompt ({len(args.prompt)})")
         prompts, outs = args.prompt, args.out
+    check_names(outs)
     if "{prompt}" not in args.template:
         raise InputError("--template", f"{args.template!r} has no {{prompt}} placeholder")
     if args.batch_size < 1:

@@ -33,6 +33,9 @@ def run(args):
     if len(args.image) != len(args.out):
         raise InputError("--out", f"{len(args.out)} outputs for {len(args.image)} images")
     from .engines import load_engine
+    from .fileio import check_names
+
+    check_names(args.out)
 
     engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)
     invert_images(engine, args.image, args.out, role=args.role, steps=args.steps, resolution=args.resolution,
@@ -44,6 +47,8 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
     import numpy as np
 
     from .cache import ROLE_FEATURES, CacheWriter
+    from .diskspace import cache_bytes
+    from .fileio import ensure_room
     from .inputs import preprocess, sha256_file
     from .schedule import timesteps
     from .styleid import invert
@@ -53,8 +58,12 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
     pixels = [preprocess(path, resolution) for path in images]  # validate every image before any work
     cond = engine.text([""])
     record = ROLE_FEATURES[role] if features else ()
+    size = cache_bytes(role=role, steps=steps, resolution=resolution, unet_config=engine.unet_config,
+                       vae_scale_factor=engine.vae_scale_factor, layers=engine.injected_layers, features=features,
+                       feature_itemsize=np.dtype(feature_dtype).itemsize)
     for start in range(0, len(images), batch_size):
         batch = slice(start, start + batch_size)
+        ensure_room(outs[batch], size + size // 20)  # the estimate is within 3% of the files written
         with contextlib.ExitStack() as stack:
             writers = [stack.enter_context(CacheWriter(
                 out, role=role, timesteps=taus, resolution=resolution,
