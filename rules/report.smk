@@ -29,7 +29,7 @@ rule report:
         refs=[style_refs(style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
-        sweeps=[expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
     output:
