@@ -38,6 +38,13 @@ def add_arguments(parser):
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=4)
+    init = parser.add_mutually_exclusive_group()
+    init.add_argument("--init-image", nargs="+", metavar="IMAGE",
+                      help="img2img: start from this image (every prompt) or these (one per prompt), see --strength")
+    init.add_argument("--init-mean", nargs="+", metavar="IMAGE",
+                      help="img2img from the per-pixel mean of these images (e.g. a style's references)")
+    parser.add_argument("--strength", type=float, default=0.8,
+                        help="img2img strength in (0, 1]: how much noise the init latent gets (diffusers' meaning)")
 
 
 def run(args):
@@ -57,10 +64,25 @@ def run(args):
         raise InputError("--template", f"{args.template!r} has no {{prompt}} placeholder")
     if args.batch_size < 1:
         raise InputError("--batch-size", "must be at least 1")
+    init = _img2img_start(args, len(prompts))  # init images are read before the model loads
     engine = load_engine(args.engine, args.model, args.device, args.dtype, lora=args.lora)
     generate_images(engine, prompts, outs, steps=args.steps, guidance=args.guidance, resolution=args.resolution,
                     template=args.template, seed=args.seed, batch_size=args.batch_size,
-                    negative_prompt=args.negative_prompt)
+                    negative_prompt=args.negative_prompt, init=init)
+
+
+def _img2img_start(args, n_prompts):
+    """The img2img start of --init-image / --init-mean, or None for starts from pure noise."""
+    from .img2img import Img2ImgStart, mean_image
+    from .inputs import preprocess
+    from .schedule import img2img_timesteps, timesteps
+
+    if not (args.init_image or args.init_mean):
+        return None
+    img2img_timesteps(timesteps(args.steps), args.strength)  # refuse a strength that runs no step
+    pixels = ([mean_image(args.init_mean, args.resolution)] if args.init_mean
+              else [preprocess(path, args.resolution) for path in args.init_image])
+    return Img2ImgStart(pixels, args.strength, n_prompts)
 
 
 def initial_noise(seed: int, prompt: str, shape: Sequence[int]) -> np.ndarray:
@@ -91,7 +113,9 @@ def sample(engine, texts: Sequence[str], noise: np.ndarray, taus: Sequence[int],
 
 def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: int = 25, guidance: float = 7.5,
                     resolution: int = 512, template: str = "{prompt}", seed: int = 0, batch_size: int = 4,
-                    negative_prompt: str = "") -> None:
+                    negative_prompt: str = "", init=None) -> None:
+    """`init(engine, rows, noise, taus)` -> (start latents, taus to sample) replaces the pure-noise start
+    of prompts[rows] (jstyleid.img2img.Img2ImgStart)."""
     from PIL import Image
     from tqdm.auto import tqdm
 
@@ -105,7 +129,8 @@ def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: in
         batch = list(prompts[start:start + batch_size])
         noise = np.stack([initial_noise(seed, p, (channels, side, side)) for p in batch])
         texts = [template.replace("{prompt}", p) for p in batch]
-        latents = sample(engine, texts, noise, taus, guidance=guidance, negative_prompt=negative_prompt)
+        x, run_taus = init(engine, range(start, start + len(batch)), noise, taus) if init else (noise, taus)
+        latents = sample(engine, texts, x, run_taus, guidance=guidance, negative_prompt=negative_prompt)
         for image, out in zip(engine.decode(latents), outs[start:start + batch_size]):
             with atomic_path(out) as tmp:
                 Image.fromarray(image).save(tmp, format="PNG")
