@@ -2,6 +2,7 @@
 injection -> challenge submission and an offline HTML report. The rules only wire the
 `jstyleid` stages; settings: config.yaml (schema: schemas/config.schema.yaml)."""
 
+
 configfile: "config.yaml"
 
 
@@ -15,8 +16,8 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/submission",
         "results/report/index.html",
         [expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
-    default_target: True

@@ -22,10 +22,12 @@ for style, overrides in config["styles"].items():
         raise WorkflowError(f"config styles: {style!r} is not a style folder under {STYLES_DIR}")
     validate({**config, **overrides}, SCHEMA)
 
+
 wildcard_constraints:
     style="|".join(map(re.escape, STYLES)),
     gamma=r"[0-9.e+-]+",
     temperature=r"[0-9.e+-]+",
+
 
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
@@ -43,6 +45,12 @@ def setting(style, key):
 def per_style(key):
     """A params function giving `key` for the job's style."""
     return lambda w: setting(w.style, key)
+
+
+def model_param(wildcards, input):
+    """The model a job loads, taken from its input when it is a file (so Snakemake can relocate
+    it, e.g. for remote storage), else the hub id."""
+    return input.model[0] if input.model else MODEL
 
 
 def prompts(style):
@@ -129,11 +137,20 @@ def report_manifest(wildcards):
     benchmark files and the config. A function of wildcards only, so that Snakemake's params
     trigger reruns the report when any of it changes."""
     styles = [
-        dict(name=style, prompts=str(STYLES_DIR / style / "prompt.json"),
-             refs=[str(p) for p in style_refs(style)], contents=[str(p) for p in content_images(style)],
-             outputs=expand(rules.inject.output[0], style=style)[0], loss=loss_curve(style),
-             sweep=[dict(gamma=w["gamma"], temperature=w["temperature"],
-                         outputs=expand(rules.inject_sweep.output[0], **w)[0]) for w in sweeps(style)])
+        dict(
+            name=style,
+            prompts=str(STYLES_DIR / style / "prompt.json"),
+            refs=[str(p) for p in style_refs(style)],
+            contents=[str(p) for p in content_images(style)],
+            outputs=expand(rules.inject.output[0], style=style)[0],
+            loss=loss_curve(style),
+            sweep=[
+                dict(
+                    gamma=w["gamma"], temperature=w["temperature"], outputs=expand(rules.inject_sweep.output[0], **w)[0]
+                )
+                for w in sweeps(style)
+            ],
+        )
         for style in STYLES
     ]
     return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config))

@@ -10,8 +10,11 @@ rule inject:
         "results/logs/inject/{style}.log",
     benchmark:
         "results/benchmarks/inject/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         contents=lambda w, input: files_in(input.content, prompts(w.style), ".h5"),
         styles=lambda w, input: files_in(input.style, [p.stem for p in style_refs(w.style)], ".h5"),
@@ -20,9 +23,6 @@ rule inject:
         temperature=per_style("temperature"),
         no_adain=lambda w: "" if setting(w.style, "adain") else "--no-adain",
         batch_size=config["batch_size"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid inject --model {params.model:q} --content {params.contents:q} --style {params.styles:q}"
         " --out {params.outs:q} --gamma {params.gamma} --temperature {params.temperature}"

@@ -9,8 +9,11 @@ rule invert_style:
         "results/logs/invert_style/{style}.log",
     benchmark:
         "results/benchmarks/invert_style/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         role="style",
         images=lambda w: style_refs(w.style),
@@ -19,9 +22,6 @@ rule invert_style:
         resolution=per_style("resolution"),
         no_features=NO_FEATURES,
         batch_size=config["batch_size"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid invert --model {params.model:q} --role {params.role} --image {params.images:q}"
         " --out {params.outs:q} --steps {params.steps} --resolution {params.resolution}"

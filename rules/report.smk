@@ -36,10 +36,10 @@ rule report:
         "results/report/index.html",
     log:
         "results/logs/report.log",
-    params:
-        manifest=report_manifest,
     threads: 1
     resources:
         **LIGHT_JOB,
+    params:
+        manifest=report_manifest,
     shell:
         "jstyleid report --manifest {params.manifest:q} --out {output:q} 2> {log:q}"
