@@ -1,4 +1,5 @@
-"""HDF5 inversion cache, format v1 (docs/cache-format.md): write under a temp name, read, validate."""
+"""HDF5 inversion cache, format v1 (docs/cache-format.md): write under a temp name, read, validate;
+and MemoryCache, an inversion held in memory for `jstyleid stylize`."""
 
 from __future__ import annotations
 

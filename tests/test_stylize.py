@@ -45,10 +45,11 @@ def test_stylize_equals_invert_and_inject_through_caches(torch_engine, images, t
         latent = np.load(tmp_path / "lat" / f"{name}.npy")
         np.testing.assert_allclose(latent, np.load(tmp_path / "stored" / f"{name}.npy"), atol=1e-3)
         np.testing.assert_allclose(latent, np.load(tmp_path / "bare" / f"{name}.npy"), atol=1e-5)
-        ours, theirs = (np.asarray(Image.open(d / f"{name}.png"), np.int16) for d in (tmp_path / "out", tmp_path / "bare"))
-        assert np.abs(ours - theirs).max() <= 1
+        ours, theirs = (np.asarray(Image.open(tmp_path / d / f"{name}.png"), np.int16) for d in ("out", "bare"))
+        assert np.abs(ours - theirs).max() <= 1  # the same latents decode to the same picture
     # Each pair has its own style: the two styles of a content do not give the same picture.
-    assert np.abs(np.load(tmp_path / "lat" / f"{pairs[0]}.npy") - np.load(tmp_path / "lat" / f"{pairs[1]}.npy")).max() > 1e-3
+    first, second = (np.load(tmp_path / "lat" / f"{name}.npy") for name in pairs[:2])
+    assert np.abs(first - second).max() > 1e-3
 
 
 def test_stylize_command_names_pairs_and_draws_the_grid(tiny_model, images, tmp_path):
@@ -73,7 +74,8 @@ def test_stylize_command_names_pairs_and_draws_the_grid(tiny_model, images, tmp_
     seen = np.asarray(Image.open(images["s0"]).convert("RGB").crop((8, 0, 72, 64)), np.int16)  # 80x64: centre crop
     assert np.abs(header - seen).max() <= 1
     # s2 is a copy of s0: the same style gives the same pictures.
-    np.testing.assert_array_equal(np.asarray(Image.open(out / "c0__s0.png")), np.asarray(Image.open(out / "c0__s2.png")))
+    same = [np.asarray(Image.open(out / f"c0__{s}.png")) for s in ("s0", "s2")]
+    np.testing.assert_array_equal(*same)
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty folder", "same name", "not an image", "out is a file"])
