@@ -19,13 +19,18 @@ def add_arguments(parser):
     parser.add_argument("--style", nargs="+", required=True, action="extend",
                         help="style caches (.h5); several references are pooled")
     parser.add_argument("--out", nargs="+", required=True, help="one .png per content")
-    parser.add_argument("--gamma", type=float, default=0.75, help="query preservation")
-    parser.add_argument("--temperature", type=float, default=1.5, help="attention temperature T")
-    parser.add_argument("--no-adain", action="store_true", help="start from the content latent unchanged")
+    add_injection_arguments(parser)
     parser.add_argument("--latent-out", nargs="+", help="one .npy per content: the final latent (4, h, w)")
     parser.add_argument("--features", choices=("auto", "stored", "recompute"), default="auto",
                         help="auto: stored when every cache holds features, else recompute")
     parser.add_argument("--batch-size", type=int, default=4)
+
+
+def add_injection_arguments(parser):
+    """The options of the injection that `stylize` shares."""
+    parser.add_argument("--gamma", type=float, default=0.75, help="query preservation")
+    parser.add_argument("--temperature", type=float, default=1.5, help="attention temperature T")
+    parser.add_argument("--no-adain", action="store_true", help="start from the content latent unchanged")
 
 
 def run(args):

@@ -21,12 +21,17 @@ def add_arguments(parser):
     parser.add_argument("--role", choices=("content", "style"), required=True,
                         help="content caches keep q, style caches keep k and v")
     parser.add_argument("--out", nargs="+", required=True, help="one .h5 per image")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps N (2..999)")
-    parser.add_argument("--resolution", type=int, default=512)
+    add_inversion_arguments(parser)
     parser.add_argument("--no-features", action="store_true",
                         help="store only the latents; inject then recomputes the features")
     parser.add_argument("--feature-dtype", choices=("float16", "float32"), default="float16")
     parser.add_argument("--batch-size", type=int, default=4)
+
+
+def add_inversion_arguments(parser):
+    """The options of the inversion that `stylize` shares."""
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps N (2..999)")
+    parser.add_argument("--resolution", type=int, default=512)
 
 
 def run(args):
@@ -40,7 +45,9 @@ def run(args):
 
 
 def invert_images(engine, images, outs, *, role, steps, resolution, features=True, feature_dtype="float16",
-                  batch_size=4):
+                  batch_size=4, writer=None):
+    """Inverts images[k] into writer(outs[k], ...): by default a CacheWriter (an HDF5 file at outs[k]);
+    cache.MemoryCache keeps it in memory (features=False). Returns the writers, in order."""
     import numpy as np
 
     from .cache import ROLE_FEATURES, CacheWriter
@@ -53,10 +60,12 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
     pixels = [preprocess(path, resolution) for path in images]  # validate every image before any work
     cond = engine.text([""])
     record = ROLE_FEATURES[role] if features else ()
+    writer = writer or CacheWriter
+    written = []
     for start in range(0, len(images), batch_size):
         batch = slice(start, start + batch_size)
         with contextlib.ExitStack() as stack:
-            writers = [stack.enter_context(CacheWriter(
+            writers = [stack.enter_context(writer(
                 out, role=role, timesteps=taus, resolution=resolution,
                 prediction_type=engine.schedule.prediction_type, model=engine.fingerprint,
                 source_sha256=sha256_file(path), layers=engine.injected_layers if features else (),
@@ -78,7 +87,9 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
             z = engine.encode(np.stack(pixels[batch]))
             invert(engine, z, cond, taus, record, write)
             writing.result()
+        written += writers
         log.info("inverted %d image(s) -> %s", len(writers), ", ".join(str(o) for o in outs[batch]))
+    return written
 
 
 def _write_rows(writers, i, latents, features):

@@ -33,7 +33,8 @@ ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {conf
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
 
 # Resources of the jobs that run a model; `--resources gpu=N` runs N of them at once (3 per GPU: see README).
-MODEL_JOB = dict(mem_mb=config["job_mem_mb"], runtime=config["job_runtime"], gpu=1)
+# Under profiles/slurm-gpu, gpu and gpu_model become `sbatch --gpus=[MODEL:]1`.
+MODEL_JOB = dict(mem_mb=config["job_mem_mb"], runtime=config["job_runtime"], gpu=1, gpu_model=config["gpu_model"])
 LIGHT_JOB = dict(mem_mb=1000, runtime=10)
 
 
