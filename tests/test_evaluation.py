@@ -125,3 +125,185 @@ def test_missing_weights_are_unavailable_and_no_final(tmp_path, monkeypatch):
     per_style, overall = score_styles(styles, metrics, "cpu")
     assert overall["styleid"]["hist"] == pytest.approx(hist.hist_score([g], [r]))
     assert overall["styleid"]["final"] is None and "dino" not in per_style["00"]["styleid"]
+
+
+# The weighted parts on random networks of the scorer's classes, saved where the libraries read them.
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+    import torchvision
+    from transformers import (BitImageProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
+                              CLIPTokenizer, Dinov2Config, Dinov2Model)
+
+    from jstyleid.evaluation.fid import INCEPTION_FILE
+    from jstyleid.evaluation.lpips import SQUEEZENET_FILE
+    from jstyleid.presets import write_clip_tokenizer
+
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                             image_size=28, patch_size=14)).save_pretrained(root / "dino")
+    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28},
+                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root / "dino")
+    vocab = write_clip_tokenizer(root / "tokenizer")
+    CLIPModel(CLIPConfig(
+        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77),
+        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16)).save_pretrained(root / "clip")
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer")).save_pretrained(root / "clip")
+    checkpoints = root / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), checkpoints / SQUEEZENET_FILE)
+    with pytest.MonkeyPatch.context() as patch:  # build torch-fidelity's InceptionV3 without its weights
+        patch.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
+        inception = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["64"])
+    torch.save(inception.state_dict(), checkpoints / INCEPTION_FILE)
+    return dict(dino=str(root / "dino"), clip=str(root / "clip"), clip_iqa=str(root / "clip"), torch_home=root / "torch")
+
+
+@pytest.fixture
+def torch_home(random_weights, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(random_weights["torch_home"]))
+    return random_weights
+
+
+@pytest.fixture
+def two_styles(tmp_path):
+    """Two styles of smooth random pictures: 3 generated (named by prompt) and 3 references each."""
+    from conftest import write_image
+
+    styles = []
+    for s, prompts in enumerate([["Cat", "Red tree", "Ship"], ["Dog", "Moon", "A house"]]):
+        (tmp_path / f"{s}").mkdir()
+        gen = [write_image(tmp_path / f"{s}" / f"{p}.png", seed=10 * s + i, size=(40, 36)) for i, p in enumerate(prompts)]
+        refs = [write_image(tmp_path / f"ref{s}_{i}.png", seed=100 + 10 * s + i, size=(48, 48)) for i in range(3)]
+        styles.append((gen, refs))
+    return styles
+
+
+def test_dino_is_the_mean_pairwise_cosine_of_pooler_outputs(torch_home, two_styles):
+    import torch
+    from transformers import AutoImageProcessor, AutoModel
+
+    gen, refs = two_styles[0]
+    metric = build("dino", dict(dino=torch_home["dino"]))
+    metric.load("cpu")
+    processor = AutoImageProcessor.from_pretrained(torch_home["dino"])
+    model = AutoModel.from_pretrained(torch_home["dino"])
+
+    def pooled(path):
+        with torch.no_grad():
+            return model(**processor(images=Image.open(path), return_tensors="pt")).pooler_output
+
+    expected = np.mean([np.mean([torch.nn.functional.cosine_similarity(pooled(r), pooled(g)).item() for r in refs])
+                        for g in gen])
+    assert metric.style(gen, refs)["value"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_lpips_is_torchmetrics_squeeze_lpips_over_all_pairs(torch_home, two_styles):
+    import torch
+    from torchmetrics.functional.image.lpips import learned_perceptual_image_patch_similarity
+    from torchvision.transforms import Compose, Lambda, Resize, ToTensor
+
+    gen, refs = two_styles[0]
+    metric = build("lpips", {})
+    assert metric.weights.startswith(str(torch_home["torch_home"]))
+    metric.load("cpu")
+    transform = Compose([Resize((256, 256)), ToTensor(), Lambda(lambda x: x * 2 - 1)])
+    a = torch.stack([transform(Image.open(g))[:3] for g in gen for _ in refs])
+    b = torch.stack([transform(Image.open(r))[:3] for _ in gen for r in refs])
+    expected = learned_perceptual_image_patch_similarity(a, b, net_type="squeeze").item()
+    assert metric.style(gen, refs)["value"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_fid_per_style_and_pooled_over_styles(torch_home, two_styles):
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchvision.transforms import ToTensor
+
+    metric = build("fid", {})
+    metric.load("cpu")
+    results = [metric.style(gen, refs) for gen, refs in two_styles]
+
+    def fid(pairs):
+        reference = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=metric.weights)
+        for gen, refs in pairs:
+            for r in refs:
+                reference.update((ToTensor()(Image.open(r)) * 255).byte()[None], real=True)
+            for g in gen:
+                reference.update((ToTensor()(Image.open(g)) * 255).byte()[None], real=False)
+        return reference.compute().item()
+
+    assert results[1]["value"] == pytest.approx(fid([two_styles[1]]), rel=1e-6)
+    pooled = fid(two_styles)
+    assert metric.overall(results) == pytest.approx(pooled, rel=1e-6) and pooled != pytest.approx(results[0]["value"])
+
+
+def test_clip_iqa_is_torchmetrics_clip_iqa_and_scaling_switch(torch_home, two_styles):
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    from jstyleid.evaluation.clip_iqa import pixel_scale
+
+    gen, _ = two_styles[0]
+    metric = build("clip_iqa", dict(clip_iqa=torch_home["clip"]))
+    metric.load("cpu")
+    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    with torch.no_grad():  # the metric's formula: softmax(100 cos(image, ["Good photo.", "Bad photo."]))[0]
+        text = model.get_text_features(**processor(text=["Good photo.", "Bad photo."], return_tensors="pt", padding=True))
+        image = model.get_image_features(**processor(images=[Image.open(g) for g in gen], return_tensors="pt"))
+    text, image = (getattr(t, "pooler_output", t) for t in (text, image))
+    cosine = torch.nn.functional.normalize(image, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
+    expected = (100 * cosine).softmax(dim=-1)[:, 0].mean().item()
+    value = metric.style(gen)["value"]
+    assert value == pytest.approx(expected, abs=1e-6) and 0 < value < 1
+    # piq's model (the challenge's) sees [0, 1] pixels by default, the scorer's 0..255 with `challenge`
+    assert (pixel_scale("clip_iqa", "correct"), pixel_scale("clip_iqa", "challenge")) == (1.0, 255.0)
+    assert pixel_scale(torch_home["clip"], "correct") == 255.0  # CLIPProcessor divides by 255 itself
+
+
+def test_clip_r_counts_own_prompt_in_top5_pooled(torch_home, two_styles, tmp_path):
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    words = tmp_path / "words.txt"
+    words.write_text("Cat\nBird\nRiver\nCar\n")
+    metric = build("clip_r", dict(clip=torch_home["clip"]))
+    images = [p for gen, _ in two_styles for p in gen]
+    metric.set_candidates(images, str(words))
+    metric.load("cpu")
+    results = [metric.style(gen) for gen, _ in two_styles]
+    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    texts = sorted({"cat", "bird", "river", "car", "dog", "moon", "a house", "red tree", "ship"})
+    correct = 0
+    for path in images:
+        with torch.no_grad():
+            inputs = processor(text=texts, images=Image.open(path), return_tensors="pt", padding=True)
+            probs = model(**inputs).logits_per_image.softmax(dim=1)[0]
+        correct += path.stem.lower() in [texts[i] for i in torch.topk(probs, 5).indices.tolist()]
+    assert metric.candidates == texts
+    assert metric.overall(results) == correct / len(images)
+    assert [r["total"] for r in results] == [3, 3]
+
+
+def test_evaluate_cli_reports_every_part_and_the_final_score(torch_home, two_styles, tmp_path):
+    from jstyleid.cli import main
+
+    styles = [dict(name=f"0{s}", refs=[str(r) for r in refs],
+                   settings=[dict(label="styleid", outputs=str(gen[0].parent), images=[str(g) for g in gen])])
+              for s, (gen, refs) in enumerate(two_styles)]
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", "--manifest", json.dumps(dict(styles=styles)), "--out", str(out), "--device", "cpu",
+                 "--dino", torch_home["dino"], "--clip", torch_home["clip"], "--clip-iqa", torch_home["clip"]]) == 0
+    scores = json.loads(out.read_text())
+    assert all(scores["metrics"][p]["status"] == "ok" for p in PARTS)
+    overall = scores["overall"]["styleid"]
+    assert overall["final"] == pytest.approx(final_score(overall)) and overall["final"] is not None
+    assert overall["hist"] == pytest.approx(np.mean([scores["styles"][s]["styleid"]["hist"] for s in ("00", "01")]))
+    assert scores["versions"]["torchmetrics"] and scores["versions"]["opencv-python-headless"]

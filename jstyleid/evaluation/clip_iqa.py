@@ -59,8 +59,10 @@ class ClipIqa:
     def _local_clip(self):
         from transformers import CLIPModel, CLIPProcessor
 
-        return (CLIPModel.from_pretrained(self.folder, local_files_only=True),
-                CLIPProcessor.from_pretrained(self.folder, local_files_only=True))
+        model = CLIPModel.from_pretrained(self.folder, local_files_only=True)
+        for name in ("get_text_features", "get_image_features"):
+            setattr(model, name, _projected_tensor(getattr(model, name)))
+        return model, CLIPProcessor.from_pretrained(self.folder, local_files_only=True)
 
     def load(self, device: str):
         self.device = device
@@ -81,3 +83,13 @@ class ClipIqa:
             self.metric.update(image[None].to(self.device))
         probs = torch.atleast_1d(self.metric.compute()).double()
         return {"value": probs.mean().item()}
+
+
+def _projected_tensor(features):
+    """torchmetrics 1.9 takes get_*_features() for the projected tensor; transformers 5 returns an
+    output object holding it as pooler_output."""
+    def call(*args, **kwargs):
+        out = features(*args, **kwargs)
+        return getattr(out, "pooler_output", out)
+
+    return call
