@@ -136,4 +136,4 @@ def report_manifest(wildcards):
                          outputs=expand(rules.inject_sweep.output[0], **w)[0]) for w in sweeps(style)])
         for style in STYLES
     ]
-    return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config))
+    return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config, evaluation=report_evaluation()))
