@@ -12,6 +12,7 @@ include: "rules/dreambooth.smk"
 include: "rules/content.smk"
 include: "rules/invert.smk"
 include: "rules/inject.smk"
+include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
@@ -21,3 +22,4 @@ rule all:
         "results/submission",
         "results/report/index.html",
         [expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        rules.evaluate.output if evaluating() else [],

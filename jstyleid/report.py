@@ -11,7 +11,8 @@ The manifest (JSON text, written by the workflow's report rule):
                  "loss": "loss.png" or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
-     "config": {...}}
+     "config": {...},
+     "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}}}
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def run(args):
     out = Path(args.out)
     body = [f"<h1>jstyleid report</h1><p>Model: {_e(config.get('model', '?'))}</p>"]
     body += [_style_section(style, out.parent) for style in styles]
+    if manifest.get("evaluation"):
+        from .evaluation.report import section
+
+        body.append(section(manifest["evaluation"], out.parent))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -154,4 +154,4 @@ def report_manifest(wildcards):
         )
         for style in STYLES
     ]
-    return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config))
+    return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config, evaluation=report_evaluation()))

@@ -9,17 +9,21 @@ rule submission:
     input:
         prompts=expand(STYLES_DIR / "{style}/prompt.json", style=STYLES),
         images=expand(rules.inject.output[0], style=STYLES),
+        candidates=selection_inputs(),
     output:
         directory("results/submission"),
     log:
         "results/logs/submission.log",
     benchmark:
         "results/benchmarks/submission/all.tsv"
+    params:
+        selection=selection_option,
     threads: 1
     resources:
         **LIGHT_JOB,
     shell:
-        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q} 2> {log:q}"
+        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q}"
+        " {params.selection} 2> {log:q}"
 
 
 rule report:
@@ -32,6 +36,7 @@ rule report:
         sweeps=[expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
+        scores=rules.evaluate.output if evaluating() else [],
     output:
         "results/report/index.html",
     log:
