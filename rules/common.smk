@@ -4,6 +4,7 @@ import itertools
 import json
 import random
 import re
+import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -29,6 +30,8 @@ wildcard_constraints:
 
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
+# The per-image store (jstyleid/store.py); in the shell text, not params: moving it invalidates nothing.
+STORE = f" --store {shlex.quote(config['store'])}" if config["store"] else ""
 
 # Resources of the jobs that run a model; `--resources gpu=N` runs N of them at once (3 per GPU: see README).
 MODEL_JOB = dict(mem_mb=config["job_mem_mb"], runtime=config["job_runtime"], gpu=1)
