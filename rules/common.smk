@@ -4,6 +4,7 @@ import itertools
 import json
 import random
 import re
+import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -31,6 +32,8 @@ wildcard_constraints:
 
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
+# The per-image store (jstyleid/store.py); in the shell text, not params: moving it invalidates nothing.
+STORE = f" --store {shlex.quote(config['store'])}" if config["store"] else ""
 
 # Resources of the jobs that run a model; `--resources gpu=N` runs N of them at once (3 per GPU: see README).
 # Under profiles/slurm-gpu, gpu and gpu_model become `sbatch --gpus=[MODEL:]1`.

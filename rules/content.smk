@@ -27,4 +27,4 @@ rule generate:
         "jstyleid generate --model {params.model:q} --lora {input.lora:q} --prompt {params.prompts:q}"
         " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
         " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
-        " --batch-size {params.batch_size} {params.engine} 2> {log:q}"
+        " --batch-size {params.batch_size}{STORE} {params.engine} 2> {log:q}"

@@ -22,11 +22,14 @@ rule inject:
         gamma=per_style("gamma"),
         temperature=per_style("temperature"),
         no_adain=lambda w: "" if setting(w.style, "adain") else "--no-adain",
+        steps=per_style("inversion_steps"),
+        resolution=per_style("resolution"),
         batch_size=config["batch_size"],
     shell:
         "jstyleid inject --model {params.model:q} --content {params.contents:q} --style {params.styles:q}"
         " --out {params.outs:q} --gamma {params.gamma} --temperature {params.temperature}"
-        " --batch-size {params.batch_size} {params.no_adain} {params.engine} 2> {log:q}"
+        " --steps {params.steps} --resolution {params.resolution}"
+        " --batch-size {params.batch_size}{STORE} {params.no_adain} {params.engine} 2> {log:q}"
 
 
 use rule inject as inject_sweep with:

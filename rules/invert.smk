@@ -25,7 +25,7 @@ rule invert_style:
     shell:
         "jstyleid invert --model {params.model:q} --role {params.role} --image {params.images:q}"
         " --out {params.outs:q} --steps {params.steps} --resolution {params.resolution}"
-        " --batch-size {params.batch_size} {params.no_features} {params.engine} 2> {log:q}"
+        " --batch-size {params.batch_size}{STORE} {params.no_features} {params.engine} 2> {log:q}"
 
 
 use rule invert_style as invert_content with:
