@@ -21,5 +21,5 @@ rule all:
     input:
         "results/submission",
         "results/report/index.html",
-        [expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        [p["outputs"] for style in STYLES for p in sweep_settings(style)],
         rules.evaluate.output if evaluating() else [],

@@ -10,6 +10,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from jstyleid.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images
+from jstyleid.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 validate(config, SCHEMA)
@@ -26,8 +27,7 @@ for style, overrides in config["styles"].items():
 
 wildcard_constraints:
     style="|".join(map(re.escape, STYLES)),
-    gamma=r"[0-9.e+-]+",
-    temperature=r"[0-9.e+-]+",
+    label=r"[^/]+",
 
 
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
@@ -110,14 +110,69 @@ def files_in(folder, names, suffix):
     return [f"{folder}/{name}{suffix}" for name in names]
 
 
-def sweeps(style):
-    """Wildcards of the sweep's injections: every combination of the sweep lists."""
-    sweep = config["sweep"]
-    if not (sweep["gamma"] or sweep["temperature"]):
+SWEEP_KEYS = ("gamma", "temperature", "layers", "style_refs_mode")
+
+
+def sweep_settings(style):
+    """The injections of the style's `sweep:`, one per combination of its lists (an empty list means
+    the style's own setting), each as dict(label, params, wildcards, outputs, shown). The label names
+    the folder results/XX/sweep/<label>: g{gamma}_t{T}, then the layers and the reference mode when
+    those are swept. `shown`: what the report's column heading says."""
+    sweep = setting(style, "sweep")
+    swept = [key for key in SWEEP_KEYS if sweep.get(key)]
+    if not swept:
         return []
-    gammas = sweep["gamma"] or [setting(style, "gamma")]
-    temperatures = sweep["temperature"] or [setting(style, "temperature")]
-    return [dict(style=style, gamma=g, temperature=t) for g, t in itertools.product(gammas, temperatures)]
+    points = {}
+    for values in itertools.product(*(sweep.get(key) or [setting(style, key)] for key in SWEEP_KEYS)):
+        params = dict(zip(SWEEP_KEYS, values))
+        shown = dict(gamma=params["gamma"], temperature=params["temperature"])
+        if "layers" in swept:
+            shown["layers"] = layers_label(params["layers"])
+        if "style_refs_mode" in swept:
+            shown["style_refs_mode"] = params["style_refs_mode"]
+        label = "_".join(
+            [f"g{params['gamma']}_t{params['temperature']}"]
+            + [str(shown[key]) for key in ("layers", "style_refs_mode") if key in shown]
+        )
+        wildcards = dict(style=style, label=label)
+        points[label] = dict(
+            label=label,
+            params=params,
+            wildcards=wildcards,
+            shown=shown,
+            outputs=expand(rules.inject_sweep.output[0], **wildcards)[0],
+        )
+    return list(points.values())
+
+
+def sweep_params(wildcards):
+    """The settings of one sweep injection, found by its folder label."""
+    points = {p["label"]: p["params"] for p in sweep_settings(wildcards.style)}
+    if wildcards.label not in points:
+        raise WorkflowError(
+            f"results/{wildcards.style}/sweep/{wildcards.label}: not a setting of the sweep "
+            f"(labels: {sorted(points)})"
+        )
+    return points[wildcards.label]
+
+
+def layers_flag(layers):
+    """inject's --layers option for a `layers` setting; none for the spec's six (today's command)."""
+    layers = resolve_layers(layers)
+    return "" if layers == LAYER_PRESETS["spec6"] else "--layers " + " ".join(layers)
+
+
+def refs_mode_flag(mode):
+    return "" if mode == "pool" else f"--refs-mode {mode}"
+
+
+def recorded_layers_flag(style):
+    """invert's --layers: caches hold the features of every layer the style's injections use (its own
+    and its sweep's). Layers among the spec's six need no new caches: those record all six."""
+    used = set(resolve_layers(setting(style, "layers")))
+    for point in sweep_settings(style):
+        used |= set(resolve_layers(point["params"]["layers"]))
+    return "" if used <= set(LAYER_PRESETS["spec6"]) else "--layers " + " ".join(sorted(used))
 
 
 def loss_curve(style):
@@ -132,7 +187,12 @@ def benchmarks():
     files += expand(rules.train_lora.benchmark, style=generated) + expand(rules.generate.benchmark, style=generated)
     for stage in (rules.invert_style, rules.invert_content, rules.inject):
         files += expand(stage.benchmark, style=STYLES)
-    files += [f for style in STYLES for w in sweeps(style) for f in expand(rules.inject_sweep.benchmark, **w)]
+    files += [
+        f
+        for style in STYLES
+        for p in sweep_settings(style)
+        for f in expand(rules.inject_sweep.benchmark, **p["wildcards"])
+    ]
     return files + [rules.submission.benchmark]
 
 
@@ -148,12 +208,7 @@ def report_manifest(wildcards):
             contents=[str(p) for p in content_images(style)],
             outputs=expand(rules.inject.output[0], style=style)[0],
             loss=loss_curve(style),
-            sweep=[
-                dict(
-                    gamma=w["gamma"], temperature=w["temperature"], outputs=expand(rules.inject_sweep.output[0], **w)[0]
-                )
-                for w in sweeps(style)
-            ],
+            sweep=[dict(p["shown"], outputs=p["outputs"]) for p in sweep_settings(style)],
         )
         for style in STYLES
     ]

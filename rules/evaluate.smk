@@ -11,27 +11,37 @@ def eval_settings(style):
     outputs and one per sweep setting (labelled by its folder name), whatever keys the sweep varies."""
     names = prompts(style)
     styleid = expand(rules.inject.output[0], style=style)[0]
-    sets = [dict(label="content", outputs=str(Path(content_images(style)[0]).parent),
-                 images=[str(p) for p in content_images(style)]),
-            dict(label="styleid", outputs=styleid, images=files_in(styleid, names, ".png"))]
-    for w in sweeps(style):
-        folder = expand(rules.inject_sweep.output[0], **w)[0]
-        sets.append(dict(label=Path(folder).name, outputs=folder, images=files_in(folder, names, ".png")))
+    sets = [
+        dict(
+            label="content",
+            outputs=str(Path(content_images(style)[0]).parent),
+            images=[str(p) for p in content_images(style)],
+        ),
+        dict(label="styleid", outputs=styleid, images=files_in(styleid, names, ".png")),
+    ]
+    for point in sweep_settings(style):
+        folder = point["outputs"]
+        sets.append(dict(label=point["label"], outputs=folder, images=files_in(folder, names, ".png")))
     return sets
 
 
 def eval_manifest(wildcards):
     """Every style's references (all its images, as the challenge compares) and picture sets."""
-    return json.dumps(dict(styles=[dict(name=style, refs=[str(p) for p in style_images(STYLES_DIR / style)],
-                                        settings=eval_settings(style)) for style in STYLES]))
+    return json.dumps(
+        dict(
+            styles=[
+                dict(name=style, refs=[str(p) for p in style_images(STYLES_DIR / style)], settings=eval_settings(style))
+                for style in STYLES
+            ]
+        )
+    )
 
 
 def selection_inputs():
     """What the submission waits for when some style selects its setting: the scores and every sweep."""
     if not any(setting(style, "select") for style in STYLES):
         return []
-    return [rules.evaluate.output[0]] + [expand(rules.inject_sweep.output[0], **w)[0]
-                                         for style in STYLES for w in sweeps(style)]
+    return [rules.evaluate.output[0]] + [p["outputs"] for style in STYLES for p in sweep_settings(style)]
 
 
 def selection_option(wildcards, input):
@@ -56,13 +66,16 @@ rule evaluate:
         refs=[style_images(STYLES_DIR / style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
-        sweeps=[expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
     output:
         "results/eval/scores.json",
     log:
         "results/logs/evaluate.log",
     benchmark:
         "results/benchmarks/evaluate/all.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
         manifest=eval_manifest,
         parts=config["evaluation"]["parts"],
@@ -73,9 +86,6 @@ rule evaluate:
         torch_hub=config["evaluation"]["torch_hub"],
         words=config["evaluation"]["clip_r_words"],
         device=config["device"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid evaluate --manifest {params.manifest:q} --out {output:q} --parts {params.parts}"
         " --dino {params.dino:q} --clip {params.clip:q} --clip-iqa {params.clip_iqa:q}"

@@ -16,11 +16,11 @@ rule submission:
         "results/logs/submission.log",
     benchmark:
         "results/benchmarks/submission/all.tsv"
-    params:
-        selection=selection_option,
     threads: 1
     resources:
         **LIGHT_JOB,
+    params:
+        selection=selection_option,
     shell:
         "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q}"
         " {params.selection} 2> {log:q}"
@@ -33,7 +33,7 @@ rule report:
         refs=[style_refs(style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
-        sweeps=[expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
         scores=rules.evaluate.output if evaluating() else [],
