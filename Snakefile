@@ -14,6 +14,7 @@ include: "rules/invert.smk"
 include: "rules/inject.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/outcome.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
         "results/report/index.html",
         [p["outputs"] for style in STYLES for p in sweep_settings(style)],
         rules.evaluate.output if evaluating() else [],
+        expand(rules.check_inputs.output[0], refused=REFUSED),

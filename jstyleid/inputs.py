@@ -10,16 +10,28 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .fileio import NAME_MAX
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MIN_SIDE = 8
 _FORBIDDEN = re.compile(r'[/\\:*?"<>|\x00-\x1f]')
+# A name's stem keeps this many bytes of UTF-8 at most: NAME_MAX with room for the longest suffix
+# jstyleid adds or finds (.png, .h5, .npy; a user's .jpeg or .tiff content image).
+MAX_STEM_BYTES = NAME_MAX - 8
 
 
 def safe_filename(prompt: str) -> str:
-    """The prompt as written, with only the characters file systems forbid replaced by '_'."""
+    """The prompt as written, with only the characters file systems forbid replaced by '_' (and a
+    leading dot, which would hide the file). A name longer than MAX_STEM_BYTES is cut there and ends
+    in '~' and 8 hex digits of the prompt's sha256, so that different long prompts stay apart."""
     name = _FORBIDDEN.sub("_", prompt).strip()
-    return "_" if name in ("", ".", "..") else name
+    name = "_" + name[1:] if name.startswith(".") else name
+    name = name or "_"
+    if len(name.encode("utf-8")) > MAX_STEM_BYTES:
+        tag = "~" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:8]
+        head = name.encode("utf-8")[:MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore").rstrip()
+        name = head + tag
+    return name
 
 
 def read_prompts(path) -> dict[str, str]:
@@ -38,10 +50,13 @@ def read_prompts(path) -> dict[str, str]:
     for key, value in data.items():
         if not isinstance(value, str) or not value.strip():
             raise InputError(path, f"prompt {key!r} must be a non-empty string, got {value!r}")
-    names = [safe_filename(p) for p in data.values()]
-    clashes = {n for n in names if names.count(n) > 1}
-    if clashes:
-        raise InputError(path, f"prompts map to the same file name: {sorted(clashes)}")
+    seen = {}  # folded file name -> first key; case twins would be one file on macOS and Windows
+    for key, value in data.items():
+        name = safe_filename(value)
+        twin = seen.setdefault(name.casefold(), key)
+        if twin != key:
+            same = "the same file name" if safe_filename(data[twin]) == name else "file names that differ only in case"
+            raise InputError(path, f"prompts {twin!r} ({data[twin]!r}) and {key!r} ({value!r}) map to {same}")
     return dict(data)
 
 

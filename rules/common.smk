@@ -7,8 +7,11 @@ import re
 import shlex
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
+from jstyleid.check import check_style
+from jstyleid.errors import InputError
 from jstyleid.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images
 from jstyleid.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
 
@@ -16,11 +19,27 @@ SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 validate(config, SCHEMA)
 
 STYLES_DIR = Path(config["styles_dir"])
-STYLES = sorted(p.parent.name for p in STYLES_DIR.glob("*/images") if p.is_dir())
+STYLE_DIRS = sorted(
+    p.name for p in STYLES_DIR.glob("[!.]*") if (p / "images").is_dir() or (p / "prompt.json").is_file()
+)
+# Every style's inputs are checked before any job runs. A refused style is left out (its one line
+# comes back as the failure of its check_inputs job, rules/outcome.smk) and the others run.
+REFUSED = {}
+for style in STYLE_DIRS:
+    try:
+        check_style(STYLES_DIR / style)
+    except InputError as err:
+        REFUSED[style] = str(err)
+        if workflow.is_main_process:
+            logger.warning(f"style {style} refused: {err}")
+STYLES = [style for style in STYLE_DIRS if style not in REFUSED]
 if not STYLES:
-    raise WorkflowError(f"{STYLES_DIR}: no style folders (XX/images/) found; set styles_dir")
+    raise WorkflowError(
+        f"{STYLES_DIR}: no usable style folders (XX/images/, XX/prompt.json) found; "
+        f"set styles_dir" + "".join(f"; {line}" for line in REFUSED.values())
+    )
 for style, overrides in config["styles"].items():
-    if style not in STYLES:
+    if style not in STYLE_DIRS:
         raise WorkflowError(f"config styles: {style!r} is not a style folder under {STYLES_DIR}")
     validate({**config, **overrides}, SCHEMA)
 
@@ -65,9 +84,6 @@ def prompts(style):
 def style_refs(style):
     """The style reference images: all, a named list, or N picked by a seeded (repeatable) draw."""
     images = style_images(STYLES_DIR / style)
-    stems = [p.stem for p in images]
-    if len(set(stems)) < len(stems):
-        raise WorkflowError(f"{STYLES_DIR / style}/images: two images share a name (their caches would too)")
     choice = setting(style, "style_refs")
     if choice == "all":
         return images
@@ -198,7 +214,7 @@ def benchmarks():
 
 def report_manifest(wildcards):
     """What the report shows: per style (contents and outputs paired by prompt file name), the
-    benchmark files and the config. A function of wildcards only, so that Snakemake's params
+    benchmark files, the config and the styles refused at start. A function of wildcards only, so that Snakemake's params
     trigger reruns the report when any of it changes."""
     styles = [
         dict(
@@ -212,4 +228,13 @@ def report_manifest(wildcards):
         )
         for style in STYLES
     ]
-    return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config, evaluation=report_evaluation()))
+    refused = [dict(style=style, stage="check_inputs", error=line) for style, line in REFUSED.items()]
+    return json.dumps(
+        dict(
+            styles=styles,
+            benchmarks=benchmarks(),
+            config=config,
+            evaluation=report_evaluation(),
+            **({"failures": refused} if refused else {}),
+        )
+    )
