@@ -10,6 +10,7 @@ inversion) where the pipeline draws a sample from the posterior, so a start depe
 
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 import numpy as np
@@ -32,6 +33,12 @@ class Img2ImgStart:
         if len(pixels) not in (1, n_prompts):
             raise InputError("--init-image", f"{len(pixels)} init images for {n_prompts} prompts (give 1 or one each)")
         self.pixels, self.strength = list(pixels), strength
+
+    def fields(self, i: int) -> dict:
+        """What prompt i's start adds to its result-store key: the init pixels' digest and the strength."""
+        pixels = self.pixels[i if len(self.pixels) > 1 else 0]
+        return dict(init_sha256=hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
+                    strength=self.strength)
 
     def __call__(self, engine, rows: Sequence[int], noise: np.ndarray, taus: Sequence[int]):
         """(start latents, ascending taus to sample) for the prompts `rows` given their noise."""
