@@ -93,7 +93,8 @@ class Entry:
             except OSError:  # another file system, or links not allowed there
                 shutil.copyfile(self.path, tmp)
         os.utime(out)  # Snakemake compares times: the output is as new as its job
-        os.utime(self.path)  # the entry's time is its last use (gc deletes the least recently used first)
+        with contextlib.suppress(OSError):  # another user's entry (a shared store): its time stays
+            os.utime(self.path)  # the entry's time is its last use (gc deletes the least recently used first)
 
 
 class Results:
