@@ -1,4 +1,5 @@
-"""HDF5 inversion cache, format v1 (docs/cache-format.md): write under a temp name, read, validate."""
+"""HDF5 inversion cache, format v1 (docs/cache-format.md): write under a temp name, read, validate;
+and MemoryCache, an inversion held in memory for `jstyleid stylize`."""
 
 from __future__ import annotations
 
@@ -112,6 +113,32 @@ class InversionCache:
 
     def close(self) -> None:
         self.file.close()
+
+
+class MemoryCache:
+    """An inversion held in memory, latents only: written like a CacheWriter, read like an open
+    InversionCache (what inject's recompute mode reads), without a file. `path` names the source."""
+
+    def __init__(self, path, *, role: str, timesteps: Sequence[int], resolution: int, prediction_type: str,
+                 model: str, source_sha256: str, layers: Sequence[str] = (), feature_dtype: str = "float16"):
+        if layers:
+            raise ValueError("MemoryCache holds latents only; invert with features=False")
+        self.path, self.role, self.timesteps = Path(path), role, [int(t) for t in timesteps]
+        self.resolution, self.prediction_type, self.model = int(resolution), prediction_type, model
+        self.source_sha256, self.layers = source_sha256, []
+        self._latents: list[np.ndarray | None] = [None] * len(self.timesteps)
+
+    def write_step(self, i: int, latent: np.ndarray, features: dict) -> None:
+        self._latents[i] = np.array(latent, dtype=np.float32)  # a copy: the row is a view of the batch
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+    def latent(self, i: int) -> np.ndarray:
+        return self._latents[i]
 
 
 def open_caches(paths, role: str) -> list[InversionCache]:

@@ -3,22 +3,62 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 from pathlib import Path
 
+from .errors import DiskFull, InputError
+
+# Longest file name, in bytes of UTF-8, that ext4, XFS, btrfs, APFS and NTFS all accept.
+NAME_MAX = 255
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}  # no room, over `ulimit -f`, over quota
+
+
+def temporary_path(final: Path) -> Path:
+    """The hidden name a file is written under: `.NAME.PID.tmpSUFFIX`, or, when that would pass
+    NAME_MAX, a hash of NAME in its place (so every name that fits NAME_MAX can be written)."""
+    tail = f".{os.getpid()}.tmp{final.suffix}"
+    name = f".{final.name}{tail}"
+    if len(name.encode("utf-8")) > NAME_MAX:
+        name = f".{hashlib.sha256(final.name.encode('utf-8')).hexdigest()[:16]}{tail}"
+    return final.with_name(name)
+
+
+def check_names(paths, option: str = "--out") -> None:
+    """Refuse output paths whose file name no file system can hold, before any work is spent."""
+    for path in paths:
+        size = len(Path(path).name.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise InputError(option, f"file name of {str(path)[:60]!r}... is {size} bytes of UTF-8; "
+                                     f"file systems allow {NAME_MAX}")
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike):
-    """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds."""
+    """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds.
+
+    A write that runs out of room raises DiskFull: `final` (an earlier version, if any) and every
+    other finished file are untouched, and the partial temporary file is removed.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp{final.suffix}")
+    tmp = temporary_path(final)
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as err:
+        if is_disk_full(err):
+            raise DiskFull(final, err) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def is_disk_full(err: OSError) -> bool:
+    # h5py reports the C library's errno inside its message only.
+    return err.errno in _FULL or any(os.strerror(code) in str(err) for code in _FULL)
 
 
 def write_json(path, data) -> None:

@@ -18,11 +18,11 @@ def add_arguments(parser):
     add_engine_arguments(parser, layers=True)
     parser.add_argument("--content", nargs="+", required=True, help="content caches (.h5)")
     parser.add_argument("--style", nargs="+", required=True, action="extend",
-                        help="style caches (.h5); several references are pooled")
+                        help="style caches (.h5); several references are pooled (see --refs-mode)")
+    parser.add_argument("--refs-mode", choices=("pool", "rotate"), default="pool",
+                        help="pool: every content takes all references; rotate: content i takes reference i mod R")
     parser.add_argument("--out", nargs="+", required=True, help="one .png per content")
-    parser.add_argument("--gamma", type=float, default=0.75, help="query preservation")
-    parser.add_argument("--temperature", type=float, default=1.5, help="attention temperature T")
-    parser.add_argument("--no-adain", action="store_true", help="start from the content latent unchanged")
+    add_injection_arguments(parser)
     parser.add_argument("--latent-out", nargs="+", help="one .npy per content: the final latent (4, h, w)")
     parser.add_argument("--features", choices=("auto", "stored", "recompute"), default="auto",
                         help="auto: stored when every cache holds features, else recompute")
@@ -30,6 +30,13 @@ def add_arguments(parser):
     parser.add_argument("--resolution", type=int, help="refuse caches of another resolution")
     parser.add_argument("--batch-size", type=int, default=4)
     add_store_argument(parser)
+
+
+def add_injection_arguments(parser):
+    """The options of the injection that `stylize` shares."""
+    parser.add_argument("--gamma", type=float, default=0.75, help="query preservation")
+    parser.add_argument("--temperature", type=float, default=1.5, help="attention temperature T")
+    parser.add_argument("--no-adain", action="store_true", help="start from the content latent unchanged")
 
 
 def run(args):
@@ -53,8 +60,19 @@ def run(args):
         if args.resolution is not None and cache.resolution != args.resolution:
             raise InputError(cache.path, f"cache resolution is {cache.resolution}, --resolution is {args.resolution}")
     mode = args.features if args.features != "auto" else mode
-    stylize(engine, contents, styles, args.out, args.latent_out, gamma=args.gamma, temperature=args.temperature,
-            use_adain=not args.no_adain, mode=mode, batch_size=args.batch_size, store=args.store)
+    for content_rows, style_rows in reference_groups(len(contents), len(styles), args.refs_mode):
+        stylize(engine, [contents[i] for i in content_rows], [styles[j] for j in style_rows],
+                [args.out[i] for i in content_rows], args.latent_out and [args.latent_out[i] for i in content_rows],
+                gamma=args.gamma, temperature=args.temperature, use_adain=not args.no_adain, mode=mode,
+                batch_size=args.batch_size, store=args.store)
+
+
+def reference_groups(n_contents: int, n_styles: int, refs_mode: str) -> list[tuple[list[int], list[int]]]:
+    """(content indices, style indices) stylized together. pool: all contents with all references;
+    rotate: content i with reference i mod R alone (a group per reference, so batches stay shared)."""
+    if refs_mode == "pool":
+        return [(list(range(n_contents)), list(range(n_styles)))]
+    return [(list(range(r, n_contents, n_styles)), [r]) for r in range(min(n_styles, n_contents))]
 
 
 def stylize(engine, contents, styles, outs, latent_outs=None, *, gamma, temperature, use_adain, mode, batch_size,

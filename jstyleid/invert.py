@@ -22,13 +22,18 @@ def add_arguments(parser):
     parser.add_argument("--role", choices=("content", "style"), required=True,
                         help="content caches keep q, style caches keep k and v")
     parser.add_argument("--out", nargs="+", required=True, help="one .h5 per image")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps N (2..999)")
-    parser.add_argument("--resolution", type=int, default=512)
+    add_inversion_arguments(parser)
     parser.add_argument("--no-features", action="store_true",
                         help="store only the latents; inject then recomputes the features")
     parser.add_argument("--feature-dtype", choices=("float16", "float32"), default="float16")
     parser.add_argument("--batch-size", type=int, default=4)
     add_store_argument(parser)
+
+
+def add_inversion_arguments(parser):
+    """The options of the inversion that `stylize` shares."""
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps N (2..999)")
+    parser.add_argument("--resolution", type=int, default=512)
 
 
 def run(args):
@@ -43,8 +48,11 @@ def run(args):
 
 
 def invert_images(engine, images, outs, *, role, steps, resolution, features=True, feature_dtype="float16",
-                  batch_size=4, store=None):
-    """`store`: a result store folder (jstyleid/store.py): finished caches are taken from it, new ones added."""
+                  batch_size=4, store=None, writer=None):
+    """Inverts images[k] into writer(outs[k], ...): by default a CacheWriter (an HDF5 file at outs[k]);
+    cache.MemoryCache keeps it in memory (features=False). `store`: a result store folder
+    (jstyleid/store.py): finished caches are taken from it, new ones added. Returns the writers of the
+    images computed, in order."""
     import numpy as np
 
     from .cache import ROLE_FEATURES, CacheWriter, check_made_as
@@ -66,10 +74,15 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
     todo = plan("invert", results)
     cond = engine.text([""]) if todo else None
     record = ROLE_FEATURES[role] if features else ()
+    writer = writer or CacheWriter
+    written = []
     for batch in batches(todo, batch_size):
         with contextlib.ExitStack() as stack:
-            writers = [stack.enter_context(CacheWriter(
-                stack.enter_context(results.writing(i)), role=role, timesteps=taus, resolution=resolution,
+            def target(i):  # a file goes through the store (or atomically into place); memory needs neither
+                return stack.enter_context(results.writing(i)) if writer is CacheWriter else outs[i]
+
+            writers = [stack.enter_context(writer(
+                target(i), role=role, timesteps=taus, resolution=resolution,
                 prediction_type=engine.schedule.prediction_type, model=engine.fingerprint,
                 source_sha256=sources[i], layers=layers, feature_dtype=feature_dtype)) for i in batch]
 
@@ -89,7 +102,9 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
             z = engine.encode(np.stack([pixels[i] for i in batch]))
             invert(engine, z, cond, taus, record, write)
             writing.result()
+        written += writers
         log.info("inverted %d image(s) -> %s", len(writers), ", ".join(str(outs[i]) for i in batch))
+    return written
 
 
 def _write_rows(writers, i, latents, features):

@@ -11,7 +11,9 @@ The manifest (JSON text, written by the workflow's report rule):
                  "loss": "loss.png" or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
-     "config": {...}}
+     "config": {...},
+     "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}},
+     "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...]}   (optional)
 """
 
 from __future__ import annotations
@@ -54,7 +56,13 @@ def run(args):
 
     out = Path(args.out)
     body = [f"<h1>jstyleid report</h1><p>Model: {_e(config.get('model', '?'))}</p>"]
+    if manifest.get("failures"):
+        body.append(_failures(manifest["failures"]))
     body += [_style_section(style, out.parent) for style in styles]
+    if manifest.get("evaluation"):
+        from .evaluation.report import section
+
+        body.append(section(manifest["evaluation"], out.parent))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -98,6 +106,14 @@ def _sweep_grid(sweep, prompts, contents, base):
         rows.append(f"<tr><td>{_e(prompt)}</td><td>{_img(contents[name], base)}</td>{cells}</tr>")
     return (f"\n<h3>Sweep</h3>\n<table><tr><th>Prompt</th><th>Content</th>{head}</tr>\n"
             + "\n".join(rows) + "</table>")
+
+
+def _failures(failures):
+    """The styles that did not run (refused at start), with the one line saying why."""
+    from .outcome import Failure, html_table
+
+    return ("<h2>Failed</h2>\n" + html_table([Failure(f["style"], f["stage"], f["error"]) for f in failures])
+            + "<p>These styles are not in this report; fix what is named and run again.</p>")
 
 
 def _timings(files):
