@@ -16,8 +16,8 @@ COUNT = re.compile(r"(\d+) of (\d+) image\(s\) from the store, (\d+) to compute"
 
 def counts(workdir, stage, style="01"):
     """(images from the store, images computed) in the last log of the style's `stage` job."""
-    [(reused, _, todo)] = COUNT.findall((workdir / f"results/logs/{stage}/{style}.log").read_text())
-    return int(reused), int(todo)
+    found = COUNT.findall((workdir / f"results/logs/{stage}/{style}.log").read_text())
+    return sum(int(reused) for reused, _, _ in found), sum(int(todo) for _, _, todo in found)
 
 
 @pytest.mark.slow
