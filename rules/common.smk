@@ -121,7 +121,7 @@ def benchmarks():
     for stage in (rules.invert_style, rules.invert_content, rules.inject):
         files += expand(stage.benchmark, style=STYLES)
     files += [f for style in STYLES for w in sweeps(style) for f in expand(rules.inject_sweep.benchmark, **w)]
-    return files + [rules.submission.benchmark]
+    return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if evaluating() else [])
 
 
 def report_manifest(wildcards):
