@@ -209,7 +209,7 @@ def benchmarks():
         for p in sweep_settings(style)
         for f in expand(rules.inject_sweep.benchmark, **p["wildcards"])
     ]
-    return files + [rules.submission.benchmark]
+    return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if evaluating() else [])
 
 
 def report_manifest(wildcards):
