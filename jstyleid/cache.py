@@ -137,6 +137,17 @@ class MemoryCache:
     def __exit__(self, *exc_info):
         return None
 
+    def digest(self) -> str:
+        """sha256 of what the inversion was made from and its latents, as InversionCache.digest names a file."""
+        import hashlib
+
+        made_as = dict(role=self.role, timesteps=self.timesteps, resolution=self.resolution,
+                       prediction_type=self.prediction_type, model=self.model, source_sha256=self.source_sha256)
+        digest = hashlib.sha256(repr(sorted((k, str(v)) for k, v in made_as.items())).encode())
+        for latent in self._latents:
+            digest.update(np.ascontiguousarray(latent).tobytes())
+        return digest.hexdigest()
+
     def latent(self, i: int) -> np.ndarray:
         return self._latents[i]
 
