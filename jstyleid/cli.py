@@ -14,8 +14,8 @@ from . import __version__
 from .errors import DiskFull, InputError
 
 STAGE_MODULES = [
-    "presets", "dreambooth", "generate", "invert", "inject", "submission", "report",
-    "check",
+    "presets", "dreambooth", "generate", "invert", "inject", "stylize", "evaluate", "submission", "report",
+    "gc", "check",
 ]
 
 

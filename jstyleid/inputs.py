@@ -66,10 +66,37 @@ def style_images(style_dir) -> list[Path]:
     images_dir = style_dir / "images"
     if not images_dir.is_dir():
         raise InputError(style_dir, "style folder has no images/ subfolder")
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = _images_in(images_dir)
     if not images:
         raise InputError(images_dir, "style folder contains no images")
     return images
+
+
+def image_files(entries, option: str) -> list[Path]:
+    """Images named on the command line: files as given, folders as the images in them (sorted by
+    name). Refuses a missing path, a folder without images and two images of the same name (stem)."""
+    found = []
+    for entry in map(Path, entries):
+        if entry.is_dir():
+            images = _images_in(entry)
+            if not images:
+                raise InputError(entry, f"{option}: folder contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found += images
+        elif entry.is_file():
+            found.append(entry)
+        else:
+            raise InputError(entry, f"{option}: no such image or folder")
+    seen = {}
+    for path in found:
+        if path.stem in seen:
+            raise InputError(path, f"{option}: named {path.stem!r} like {seen[path.stem]} (given twice?); "
+                                   "outputs are named after their images")
+        seen[path.stem] = path
+    return found
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def _to_rgb(image):

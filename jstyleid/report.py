@@ -10,8 +10,10 @@ The manifest (JSON text, written by the workflow's report rule):
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
                  "loss": "loss.png" or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
+                 (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept)
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
      "config": {...},
+     "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}},
      "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...]}   (optional)
 """
 
@@ -58,6 +60,10 @@ def run(args):
     if manifest.get("failures"):
         body.append(_failures(manifest["failures"]))
     body += [_style_section(style, out.parent) for style in styles]
+    if manifest.get("evaluation"):
+        from .evaluation.report import section
+
+        body.append(section(manifest["evaluation"], out.parent))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -93,7 +99,7 @@ def _sweep_grid(sweep, prompts, contents, base):
 
     if not sweep:
         return ""
-    head = "".join(f"<th>gamma {_e(run['gamma'])}, T {_e(run['temperature'])}</th>" for run in sweep)
+    head = "".join(f"<th>{_e(_sweep_heading(run))}</th>" for run in sweep)
     rows = []
     for prompt in prompts:
         name = safe_filename(prompt)
@@ -101,6 +107,13 @@ def _sweep_grid(sweep, prompts, contents, base):
         rows.append(f"<tr><td>{_e(prompt)}</td><td>{_img(contents[name], base)}</td>{cells}</tr>")
     return (f"\n<h3>Sweep</h3>\n<table><tr><th>Prompt</th><th>Content</th>{head}</tr>\n"
             + "\n".join(rows) + "</table>")
+
+
+def _sweep_heading(run):
+    """gamma 0.5, T 1.5 [, layers sd21_7to11] [, refs rotate]: the layers and reference mode when swept."""
+    extra = [f", layers {run['layers']}" if "layers" in run else "",
+             f", refs {run['style_refs_mode']}" if "style_refs_mode" in run else ""]
+    return f"gamma {run['gamma']}, T {run['temperature']}" + "".join(extra)
 
 
 def _failures(failures):

@@ -9,8 +9,11 @@ rule generate:
         "results/logs/generate/{style}.log",
     benchmark:
         "results/benchmarks/generate/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         prompts=lambda w: list(prompts(w.style).values()),
         outs=lambda w, output: files_in(output[0], prompts(w.style), ".png"),
@@ -20,11 +23,8 @@ rule generate:
         resolution=per_style("resolution"),
         seed=per_style("seed"),
         batch_size=config["batch_size"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid generate --model {params.model:q} --lora {input.lora:q} --prompt {params.prompts:q}"
         " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
         " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
-        " --batch-size {params.batch_size} {params.engine} 2> {log:q}"
+        " --batch-size {params.batch_size}{STORE} {params.engine} 2> {log:q}"

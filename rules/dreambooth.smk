@@ -10,8 +10,11 @@ rule train_lora:
         "results/logs/train_lora/{style}.log",
     benchmark:
         "results/benchmarks/train_lora/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         style_dir=lambda w: STYLES_DIR / w.style,
         out_dir=lambda w, output: Path(output.weights).parent,
@@ -22,9 +25,6 @@ rule train_lora:
         resolution=per_style("resolution"),
         seed=per_style("seed"),
         instance_prompt=lambda w: setting(w.style, "instance_prompt").replace("{style}", w.style),
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid train-lora --model {params.model:q} --style-dir {params.style_dir:q}"
         " --out-dir {params.out_dir:q} --steps {params.steps} --rank {params.rank}"

@@ -18,11 +18,11 @@ rule check_inputs:
         "results/logs/check_inputs/{refused}.log",
     wildcard_constraints:
         refused="|".join(map(re.escape, REFUSED)) or "(?!)",
-    params:
-        style_dir=lambda w: STYLES_DIR / w.refused,
     threads: 1
     resources:
         **LIGHT_JOB,
+    params:
+        style_dir=lambda w: STYLES_DIR / w.refused,
     shell:
         "jstyleid check --style-dir {params.style_dir:q} 2> {log:q}"
 
@@ -49,4 +49,6 @@ onsuccess:
 
 onerror:
     failures = outcome.summarize(log)
-    logger.error(f"{len(failures)} job(s) failed (also in {outcome.TSV}, {outcome.HTML}):\n{outcome.table(failures)}")
+    logger.error(
+        f"{len(failures)} job(s) failed (also in {outcome.TSV}, {outcome.HTML}):\n{outcome.table(failures)}"
+    )
