@@ -10,7 +10,8 @@ The manifest (JSON text, written by the workflow's report rule):
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
                  "loss": "loss.png" or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
-                 (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept)
+                 (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept;
+                  "candidates": content/candidates/scores.json when gen_candidates > 1, else absent or null)
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
      "config": {...},
      "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}},
@@ -38,6 +39,9 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-al
 td.num { text-align: right; }
 img.thumb { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated; }
 img.loss { max-width: 480px; }
+img.small { width: 48px; height: 48px; object-fit: contain; image-rendering: pixelated; }
+.kept img.small { outline: 3px solid #2a2; }
+figure.candidate { display: inline-block; margin: 0 4px; text-align: center; font-size: 80%; }
 pre { background: #f4f4f4; padding: 1em; }
 """
 
@@ -90,7 +94,8 @@ def _style_section(style, base):
             if style.get("loss") else "<p>Content images supplied by the user (no LoRA trained).</p>")
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
             f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
-            + _sweep_grid(style.get("sweep") or [], prompts, contents, base))
+            + _sweep_grid(style.get("sweep") or [], prompts, contents, base)
+            + _candidates_grid(style.get("candidates"), prompts, base))
 
 
 def _sweep_grid(sweep, prompts, contents, base):
@@ -107,6 +112,30 @@ def _sweep_grid(sweep, prompts, contents, base):
         rows.append(f"<tr><td>{_e(prompt)}</td><td>{_img(contents[name], base)}</td>{cells}</tr>")
     return (f"\n<h3>Sweep</h3>\n<table><tr><th>Prompt</th><th>Content</th>{head}</tr>\n"
             + "\n".join(rows) + "</table>")
+
+
+def _candidates_grid(scores_file, prompts, base):
+    """Per prompt, every generated candidate small with its score; the kept one outlined (jstyleid.candidates)."""
+    from .inputs import safe_filename
+
+    if not scores_file:
+        return ""
+    try:
+        scores = json.loads(Path(scores_file).read_text(encoding="utf-8"))
+        metric, table = scores["metric"], scores["prompts"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(scores_file, f"not a candidates score file ({err!r})") from None
+    rows = []
+    for prompt in prompts:
+        name = safe_filename(prompt)
+        entry = table[name]
+        figures = "".join(
+            f'<figure class="candidate{" kept" if k == entry["kept"] else ""}">'
+            f'{_img(Path(scores_file).parent / str(k) / f"{name}.png", base, "small")}'
+            f"<figcaption>{score:.3f}</figcaption></figure>" for k, score in enumerate(entry["scores"]))
+        rows.append(f"<tr><td>{_e(prompt)}</td><td>{figures}</td></tr>")
+    return (f"\n<h3>Candidates</h3>\n<p>Kept (outlined): the best {_e(metric)} score of each prompt's candidates.</p>"
+            f"\n<table><tr><th>Prompt</th><th>Candidates ({_e(metric)})</th></tr>\n" + "\n".join(rows) + "</table>")
 
 
 def _sweep_heading(run):
@@ -158,10 +187,10 @@ def _number(text):
         return 0.0
 
 
-def _img(path, base):
+def _img(path, base, size="thumb"):
     if not Path(path).is_file():
         raise InputError(path, "image listed in the report manifest does not exist")
-    return f'<img class="thumb" src="{_href(path, base)}" alt="{_e(Path(path).stem)}" title="{_e(path)}">'
+    return f'<img class="{size}" src="{_href(path, base)}" alt="{_e(Path(path).stem)}" title="{_e(path)}">'
 
 
 def _href(path, base):

@@ -225,6 +225,7 @@ def report_manifest(wildcards):
             outputs=expand(rules.inject.output[0], style=style)[0],
             loss=loss_curve(style),
             sweep=[dict(p["shown"], outputs=p["outputs"]) for p in sweep_settings(style)],
+            **candidates_entry(style),
         )
         for style in STYLES
     ]
