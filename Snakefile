@@ -6,6 +6,9 @@ injection -> challenge submission and an offline HTML report. The rules only wir
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/dreambooth.smk"
@@ -19,5 +22,5 @@ rule all:
     default_target: True
     input:
         "results/submission",
-        "results/report/index.html",
+        rules.report.output[0],
         [expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],

@@ -4,7 +4,13 @@ rule generate:
         model=MODEL_INPUT,
         lora=rules.train_lora.output.weights,
     output:
-        directory("results/{style}/content"),
+        shown(
+            directory("results/{style}/content"),
+            "content",
+            "2 content images",
+            patterns=["{name}.png"],
+            labels={"style": "{style}", "image": "{name}"},
+        ),
     log:
         "results/logs/generate/{style}.log",
     benchmark:
