@@ -2,8 +2,10 @@
 
 Per style a grid of style references | content | output with the LoRA loss curve (and, for a
 gamma/temperature sweep, a grid of content | one output per setting), the time per stage from
-Snakemake's benchmark files, and the config used. Images are linked by relative path
-and nothing is loaded from another host, so the page opens offline beside the results.
+Snakemake's benchmark files, and the config used. The folder is self-contained: every picture the
+page shows is a thumbnail written into its img/ folder (`asset()`), and nothing is loaded from another
+host, so the folder can be copied, zipped or mailed. A click on a thumbnail opens the full-size picture
+where that is beside the report (../XX/..., i.e. the report still sits in its results/ folder).
 
 The manifest (JSON text, written by the workflow's report rule):
     {"styles": [{"name": "01", "prompts": "data/01/prompt.json", "refs": [image, ...],
@@ -21,6 +23,7 @@ The manifest (JSON text, written by the workflow's report rule):
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import json
 import os
@@ -29,6 +32,8 @@ from urllib.parse import quote
 
 from .errors import InputError
 
+ASSETS = "img"  # the report folder's own copies of what it shows
+THUMB_SIDE = 256  # px, longest side of a thumbnail
 COMMAND = "report"
 HELP = "write an offline HTML report: per style references | content | output, loss curve, timings, config"
 
@@ -42,7 +47,32 @@ img.loss { max-width: 480px; }
 img.small { width: 48px; height: 48px; object-fit: contain; image-rendering: pixelated; }
 .kept img.small { outline: 3px solid #2a2; }
 figure.candidate { display: inline-block; margin: 0 4px; text-align: center; font-size: 80%; }
+a[data-full] { cursor: zoom-in; }
+a.missing { cursor: not-allowed; }
 pre { background: #f4f4f4; padding: 1em; }
+"""
+# A thumbnail's full-size picture is outside the report folder: follow the link only where it loads.
+SCRIPT = """
+function fullSize(link) {
+  return new Promise(resolve => {
+    const probe = new Image();
+    probe.onload = () => resolve(true);
+    probe.onerror = () => resolve(false);
+    probe.src = link.dataset.full;
+  });
+}
+document.addEventListener("click", async event => {
+  const link = event.target.closest("a[data-full]");
+  if (!link || link.href) return;
+  event.preventDefault();
+  if (await fullSize(link)) {
+    link.href = link.dataset.full;
+    window.location.href = link.href;
+  } else {
+    link.title = "the full-size picture is not beside this copy of the report";
+    link.classList.add("missing");
+  }
+});
 """
 
 
@@ -70,7 +100,7 @@ def run(args):
         body.append(section(manifest["evaluation"], out.parent))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
-            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
 
@@ -90,7 +120,7 @@ def _style_section(style, base):
         output = Path(style["outputs"], f"{name}.png")
         rows.append(f"<tr>{ref_cell}<td>{_e(prompt)}</td><td>{_img(contents[name], base)}</td>"
                     f"<td>{_img(output, base)}</td></tr>")
-    loss = (f'<p>LoRA training loss:<br><img class="loss" src="{_href(style["loss"], base)}" alt="loss curve"></p>'
+    loss = (f'<p>LoRA training loss:<br><img class="loss" src="{asset(style["loss"], base, None)}" alt="loss curve"></p>'
             if style.get("loss") else "<p>Content images supplied by the user (no LoRA trained).</p>")
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
             f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
@@ -188,13 +218,50 @@ def _number(text):
 
 
 def _img(path, base, size="thumb"):
-    if not Path(path).is_file():
-        raise InputError(path, "image listed in the report manifest does not exist")
-    return f'<img class="{size}" src="{_href(path, base)}" alt="{_e(Path(path).stem)}" title="{_e(path)}">'
+    """A thumbnail inside the report folder, linking to the full-size picture (see SCRIPT)."""
+    full = quote(Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix())
+    return (f'<a data-full="{full}"><img class="{size}" src="{asset(path, base)}" alt="{_e(Path(path).stem)}"'
+            f' title="{_e(path)}"></a>')
 
 
-def _href(path, base):
-    return quote(Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix())
+def asset(path, base, max_side: int | None = THUMB_SIDE) -> str:
+    """Copy `path` into the report folder `base` (under img/) and return its href relative to `base`.
+
+    An image becomes a thumbnail of at most `max_side` px: PNG when it is that small already (pixels
+    kept), else JPEG (small files). `max_side=None` copies any file byte for byte. Names carry a hash
+    of the source path, so two sources never share a copy; a copy newer than its source is kept.
+    """
+    import shutil
+
+    from PIL import Image, UnidentifiedImageError
+
+    from .fileio import atomic_path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file listed in the report manifest does not exist")
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    if max_side is None:
+        picture, name = None, f"{path.stem}-{digest}{path.suffix}"
+    else:
+        try:
+            with Image.open(path) as opened:
+                picture = opened.convert("RGBA" if "A" in opened.getbands() else "RGB")
+        except (OSError, UnidentifiedImageError) as err:
+            raise InputError(path, f"not a readable image ({err})") from None
+        small = max(picture.size) <= max_side
+        name = f"{path.stem}-{digest}.{'png' if small else 'jpg'}"
+    copy = Path(base) / ASSETS / name
+    if not (copy.is_file() and copy.stat().st_mtime >= path.stat().st_mtime):
+        with atomic_path(copy) as tmp:
+            if picture is None:
+                shutil.copyfile(path, tmp)
+            elif small:
+                picture.save(tmp, format="PNG")
+            else:
+                picture.thumbnail((max_side, max_side), Image.LANCZOS)
+                picture.convert("RGB").save(tmp, format="JPEG", quality=88)
+    return quote(f"{ASSETS}/{name}")
 
 
 def _e(text):

@@ -6,7 +6,13 @@ rule generate:
         init=lambda w: init_images(w.style),
         references=lambda w: candidate_references(w.style),
     output:
-        directory("results/{style}/content"),
+        shown(
+            directory("results/{style}/content"),
+            "content",
+            "2 content images",
+            patterns=["{name}.png"],
+            labels={"style": "{style}", "image": "{name}"},
+        ),
     log:
         "results/logs/generate/{style}.log",
     benchmark:
