@@ -19,7 +19,7 @@ rule submission:
     resources:
         **LIGHT_JOB,
     shell:
-        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {params.index:q} 2> {log:q}"
+        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q} 2> {log:q}"
 
 
 rule report:
