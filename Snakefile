@@ -12,10 +12,13 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/dreambooth.smk"
+include: "rules/generation.smk"
 include: "rules/content.smk"
 include: "rules/invert.smk"
 include: "rules/inject.smk"
+include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/outcome.smk"
 
 
 rule all:
@@ -23,4 +26,6 @@ rule all:
     input:
         "results/submission",
         rules.report.output[0],
-        [expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        [p["outputs"] for style in STYLES for p in sweep_settings(style)],
+        rules.evaluate.output if evaluating() else [],
+        expand(rules.check_inputs.output[0], refused=REFUSED),

@@ -12,8 +12,12 @@ The manifest (JSON text, written by the workflow's report rule):
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
                  "loss": "loss.png" or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
+                 (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept;
+                  "candidates": content/candidates/scores.json when gen_candidates > 1, else absent or null)
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
-     "config": {...}}
+     "config": {...},
+     "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}},
+     "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...]}   (optional)
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-al
 td.num { text-align: right; }
 img.thumb { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated; }
 img.loss { max-width: 480px; }
+img.small { width: 48px; height: 48px; object-fit: contain; image-rendering: pixelated; }
+.kept img.small { outline: 3px solid #2a2; }
+figure.candidate { display: inline-block; margin: 0 4px; text-align: center; font-size: 80%; }
 a[data-full] { cursor: zoom-in; }
 a.missing { cursor: not-allowed; }
 pre { background: #f4f4f4; padding: 1em; }
@@ -84,7 +91,13 @@ def run(args):
 
     out = Path(args.out)
     body = [f"<h1>jstyleid report</h1><p>Model: {_e(config.get('model', '?'))}</p>"]
+    if manifest.get("failures"):
+        body.append(_failures(manifest["failures"]))
     body += [_style_section(style, out.parent) for style in styles]
+    if manifest.get("evaluation"):
+        from .evaluation.report import section
+
+        body.append(section(manifest["evaluation"], out.parent))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
             f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -111,7 +124,8 @@ def _style_section(style, base):
             if style.get("loss") else "<p>Content images supplied by the user (no LoRA trained).</p>")
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
             f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
-            + _sweep_grid(style.get("sweep") or [], prompts, contents, base))
+            + _sweep_grid(style.get("sweep") or [], prompts, contents, base)
+            + _candidates_grid(style.get("candidates"), prompts, base))
 
 
 def _sweep_grid(sweep, prompts, contents, base):
@@ -120,7 +134,7 @@ def _sweep_grid(sweep, prompts, contents, base):
 
     if not sweep:
         return ""
-    head = "".join(f"<th>gamma {_e(run['gamma'])}, T {_e(run['temperature'])}</th>" for run in sweep)
+    head = "".join(f"<th>{_e(_sweep_heading(run))}</th>" for run in sweep)
     rows = []
     for prompt in prompts:
         name = safe_filename(prompt)
@@ -128,6 +142,45 @@ def _sweep_grid(sweep, prompts, contents, base):
         rows.append(f"<tr><td>{_e(prompt)}</td><td>{_img(contents[name], base)}</td>{cells}</tr>")
     return (f"\n<h3>Sweep</h3>\n<table><tr><th>Prompt</th><th>Content</th>{head}</tr>\n"
             + "\n".join(rows) + "</table>")
+
+
+def _candidates_grid(scores_file, prompts, base):
+    """Per prompt, every generated candidate small with its score; the kept one outlined (jstyleid.candidates)."""
+    from .inputs import safe_filename
+
+    if not scores_file:
+        return ""
+    try:
+        scores = json.loads(Path(scores_file).read_text(encoding="utf-8"))
+        metric, table = scores["metric"], scores["prompts"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(scores_file, f"not a candidates score file ({err!r})") from None
+    rows = []
+    for prompt in prompts:
+        name = safe_filename(prompt)
+        entry = table[name]
+        figures = "".join(
+            f'<figure class="candidate{" kept" if k == entry["kept"] else ""}">'
+            f'{_img(Path(scores_file).parent / str(k) / f"{name}.png", base, "small")}'
+            f"<figcaption>{score:.3f}</figcaption></figure>" for k, score in enumerate(entry["scores"]))
+        rows.append(f"<tr><td>{_e(prompt)}</td><td>{figures}</td></tr>")
+    return (f"\n<h3>Candidates</h3>\n<p>Kept (outlined): the best {_e(metric)} score of each prompt's candidates.</p>"
+            f"\n<table><tr><th>Prompt</th><th>Candidates ({_e(metric)})</th></tr>\n" + "\n".join(rows) + "</table>")
+
+
+def _sweep_heading(run):
+    """gamma 0.5, T 1.5 [, layers sd21_7to11] [, refs rotate]: the layers and reference mode when swept."""
+    extra = [f", layers {run['layers']}" if "layers" in run else "",
+             f", refs {run['style_refs_mode']}" if "style_refs_mode" in run else ""]
+    return f"gamma {run['gamma']}, T {run['temperature']}" + "".join(extra)
+
+
+def _failures(failures):
+    """The styles that did not run (refused at start), with the one line saying why."""
+    from .outcome import Failure, html_table
+
+    return ("<h2>Failed</h2>\n" + html_table([Failure(f["style"], f["stage"], f["error"]) for f in failures])
+            + "<p>These styles are not in this report; fix what is named and run again.</p>")
 
 
 def _timings(files):
@@ -164,10 +217,10 @@ def _number(text):
         return 0.0
 
 
-def _img(path, base):
+def _img(path, base, size="thumb"):
     """A thumbnail inside the report folder, linking to the full-size picture (see SCRIPT)."""
     full = quote(Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix())
-    return (f'<a data-full="{full}"><img class="thumb" src="{asset(path, base)}" alt="{_e(Path(path).stem)}"'
+    return (f'<a data-full="{full}"><img class="{size}" src="{asset(path, base)}" alt="{_e(Path(path).stem)}"'
             f' title="{_e(path)}"></a>')
 
 

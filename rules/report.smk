@@ -9,6 +9,7 @@ rule submission:
     input:
         prompts=expand(STYLES_DIR / "{style}/prompt.json", style=STYLES),
         images=expand(rules.inject.output[0], style=STYLES),
+        candidates=selection_inputs(),
     output:
         directory("results/submission"),
     log:
@@ -18,8 +19,11 @@ rule submission:
     threads: 1
     resources:
         **LIGHT_JOB,
+    params:
+        selection=selection_option,
     shell:
-        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q} 2> {log:q}"
+        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q}"
+        " {params.selection} 2> {log:q}"
 
 
 rule report:
@@ -29,9 +33,10 @@ rule report:
         refs=[style_refs(style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
-        sweeps=[expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
+        scores=rules.evaluate.output if evaluating() else [],
     output:
         report(
             directory("results/report"),

@@ -119,6 +119,7 @@ class Engine(ABC):
     fingerprint: str
     unet_config: dict
     injected_layers: Sequence[str] = INJECTED_LAYERS
+    lora_files: tuple = ()  # the LoRAs load_lora applied, in order (their hashes key generated images)
 
     def check_resolution(self, resolution: int) -> None:
         multiple = 8 * self.vae_scale_factor  # the U-Net halves the latent three times

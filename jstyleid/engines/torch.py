@@ -82,6 +82,7 @@ class TorchEngine(Engine):
         from .torch_lora import load_unet_lora
 
         load_unet_lora(self.unet_model, path)
+        self.lora_files += (path,)
 
     # -- tensors ----------------------------------------------------------------------------
     def tensor(self, array):
