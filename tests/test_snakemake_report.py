@@ -60,6 +60,7 @@ def test_snakemake_report_holds_the_marked_outputs(run, tmp_path):
     # the jstyleid page travels with its thumbnails
     assert any(name.startswith("report/data/raw/") and "/img/" in name for name in archive.namelist())
     assert "StyleID output &quot;Bird&quot; of style 01" in page and "gamma 0.75, temperature 1.5" in page
+    assert "g0.25_t1.5 (gamma 0.25, temperature" in page
 
 
 def test_workflow_report_shows_every_picture_in_chromium_in_place_and_copied(run, tmp_path):
