@@ -46,8 +46,9 @@ def test_snakemake_report_holds_the_marked_outputs(run, tmp_path):
     snakemake(run, "--report", str(tmp_path / "report.zip"))
     with zipfile.ZipFile(tmp_path / "report.zip") as archive:
         page = archive.read("report/report.html").decode()
+        names = archive.namelist()
         held = {}
-        for name in archive.namelist():
+        for name in names:
             if name.startswith("report/data/raw/"):
                 held.setdefault(Path(name).name, []).append(archive.read(name))
     shown = json.loads(re.search(r"var categories = (\{.*?\});\n", page)[1])
@@ -58,7 +59,7 @@ def test_snakemake_report_holds_the_marked_outputs(run, tmp_path):
             for file in files:  # the very bytes of each marked output are in the zip
                 assert (run / file).read_bytes() in held.get(Path(file).name, []), file
     # the jstyleid page travels with its thumbnails
-    assert any(name.startswith("report/data/raw/") and "/img/" in name for name in archive.namelist())
+    assert any(name.startswith("report/data/raw/") and "/img/" in name for name in names)
     assert "StyleID output &quot;Bird&quot; of style 01" in page and "gamma 0.75, temperature 1.5" in page
     assert "g0.25_t1.5 (gamma 0.25, temperature" in page
 
