@@ -69,7 +69,7 @@ rule evaluate:
         outputs=expand(rules.inject.output[0], style=STYLES),
         sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
     output:
-        "results/eval/scores.json",
+        report("results/eval/scores.json", caption="../report/scores.rst", category="Scores"),
     log:
         "results/logs/evaluate.log",
     benchmark:
