@@ -137,6 +137,15 @@ class MemoryCache:
     def __exit__(self, *exc_info):
         return None
 
+    def digest(self) -> str:
+        """What inject's result keys name this inversion by: what it was made from, and its latents."""
+        import hashlib
+
+        made = (self.role, self.timesteps, self.resolution, self.prediction_type, self.model, self.source_sha256)
+        digest = hashlib.sha256(repr(made).encode())
+        digest.update(np.ascontiguousarray(np.stack(self._latents)).tobytes())
+        return digest.hexdigest()
+
     def latent(self, i: int) -> np.ndarray:
         return self._latents[i]
 
