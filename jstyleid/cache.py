@@ -138,12 +138,14 @@ class MemoryCache:
         return None
 
     def digest(self) -> str:
-        """What inject's result keys name this inversion by: what it was made from, and its latents."""
+        """sha256 of what the inversion was made from and its latents, as InversionCache.digest names a file."""
         import hashlib
 
-        made = (self.role, self.timesteps, self.resolution, self.prediction_type, self.model, self.source_sha256)
-        digest = hashlib.sha256(repr(made).encode())
-        digest.update(np.ascontiguousarray(np.stack(self._latents)).tobytes())
+        made_as = dict(role=self.role, timesteps=self.timesteps, resolution=self.resolution,
+                       prediction_type=self.prediction_type, model=self.model, source_sha256=self.source_sha256)
+        digest = hashlib.sha256(repr(sorted((k, str(v)) for k, v in made_as.items())).encode())
+        for latent in self._latents:
+            digest.update(np.ascontiguousarray(latent).tobytes())
         return digest.hexdigest()
 
     def latent(self, i: int) -> np.ndarray:

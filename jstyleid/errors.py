@@ -9,9 +9,8 @@ class InputError(Exception):
 
 
 class DiskFull(Exception):
-    """A write ran out of room (file system full, quota, `ulimit -f`) and was abandoned cleanly."""
+    """A write found no room (file system full, quota, `ulimit -f`) and was abandoned cleanly."""
 
-    def __init__(self, where, err: OSError):
-        reason = err.strerror or str(err).split(" (")[0]
-        super().__init__(f"{where}: disk full while writing ({reason}); files finished before it are intact "
-                         f"and the partial file was removed; free space and rerun")
+    def __init__(self, where, reason: str):
+        super().__init__(f"{where}: disk full ({reason}); files finished before it are intact and nothing "
+                         f"half-written is left; free space and rerun")

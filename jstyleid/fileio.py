@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .errors import DiskFull, InputError
@@ -50,10 +51,25 @@ def atomic_path(final: str | os.PathLike):
         os.replace(tmp, final)
     except OSError as err:
         if is_disk_full(err):
-            raise DiskFull(final, err) from None
+            raise DiskFull(final, err.strerror or str(err).split(" (")[0]) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def ensure_room(paths, size: int) -> None:
+    """Refuse to start files of `size` bytes each that could not be completed. HDF5 cannot stop
+    cleanly in the middle of a write (it crashes), so caches ask for their room first."""
+    import resource
+
+    paths = [Path(p) for p in paths]
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size > limit:
+        raise DiskFull(paths[0], f"each file needs {size} bytes, `ulimit -f` allows {limit}")
+    free = shutil.disk_usage(paths[0].parent).free
+    if len(paths) * size > free:
+        raise DiskFull(paths[0], f"{len(paths)} file(s) need {len(paths) * size} bytes, {free} are free")
 
 
 def is_disk_full(err: OSError) -> bool:

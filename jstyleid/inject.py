@@ -46,6 +46,10 @@ def run(args):
         raise InputError("--latent-out", f"{len(args.latent_out)} outputs for {len(args.content)} content caches")
     from .cache import check_compatible, open_caches
     from .engines import load_engine
+    from .fileio import check_names
+
+    check_names(args.out)
+    check_names(args.latent_out or [], "--latent-out")
 
     contents = open_caches(args.content, "content")
     styles = open_caches(args.style, "style")

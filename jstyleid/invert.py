@@ -40,6 +40,9 @@ def run(args):
     if len(args.image) != len(args.out):
         raise InputError("--out", f"{len(args.out)} outputs for {len(args.image)} images")
     from .engines import load_engine
+    from .fileio import check_names
+
+    check_names(args.out)
 
     engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)
     invert_images(engine, args.image, args.out, role=args.role, steps=args.steps, resolution=args.resolution,
@@ -56,6 +59,8 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
     import numpy as np
 
     from .cache import ROLE_FEATURES, CacheWriter, check_made_as
+    from .diskspace import cache_bytes
+    from .fileio import ensure_room
     from .inputs import preprocess, sha256_file
     from .schedule import timesteps
     from .store import Results, batches, compute_identity, plan
@@ -74,6 +79,9 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
     todo = plan("invert", results)
     cond = engine.text([""]) if todo else None
     record = ROLE_FEATURES[role] if features else ()
+    size = cache_bytes(role=role, steps=steps, resolution=resolution, unet_config=engine.unet_config,
+                       vae_scale_factor=engine.vae_scale_factor, layers=layers, features=features,
+                       feature_itemsize=np.dtype(feature_dtype).itemsize)
     writer = writer or CacheWriter
     written = []
     for batch in batches(todo, batch_size):
@@ -81,10 +89,14 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
             def target(i):  # a file goes through the store (or atomically into place); memory needs neither
                 return stack.enter_context(results.writing(i)) if writer is CacheWriter else outs[i]
 
+            targets = [target(i) for i in batch]
+            if writer is CacheWriter:
+                ensure_room(targets, size + size // 20)  # the estimate is within 3% of the files written
             writers = [stack.enter_context(writer(
-                target(i), role=role, timesteps=taus, resolution=resolution,
+                path, role=role, timesteps=taus, resolution=resolution,
                 prediction_type=engine.schedule.prediction_type, model=engine.fingerprint,
-                source_sha256=sources[i], layers=layers, feature_dtype=feature_dtype)) for i in batch]
+                source_sha256=sources[i], layers=layers, feature_dtype=feature_dtype))
+                for i, path in zip(batch, targets)]
 
             # Step i goes to disk while the U-Net runs step i + 1; one write in flight bounds host memory.
             background = stack.enter_context(ThreadPoolExecutor(1))  # exits, finishing its write, first

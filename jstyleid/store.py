@@ -64,16 +64,17 @@ class Entry:
             return False
         try:
             recorded = json.loads(self.sidecar.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            made_with, size = dict(recorded["fields"]), recorded["size"]
+        except (OSError, ValueError, TypeError, KeyError):
             raise InputError(self.path, "store entry without a readable sidecar; delete it or run `jstyleid gc`") \
                 from None
         for name, value in self.fields.items():
-            if recorded["fields"].get(name) != value:
-                raise InputError(self.path, f"store entry was made with {name}={recorded['fields'].get(name)!r}, "
+            if made_with.get(name) != value:
+                raise InputError(self.path, f"store entry was made with {name}={made_with.get(name)!r}, "
                                             f"this job has {name}={value!r}; delete it or run `jstyleid gc`")
-        if recorded["size"] != self.path.stat().st_size:
+        if size != self.path.stat().st_size:
             raise InputError(self.path, f"store entry has {self.path.stat().st_size} bytes, its sidecar says "
-                                        f"{recorded['size']}; delete it or run `jstyleid gc`")
+                                        f"{size}; delete it or run `jstyleid gc`")
         return True
 
     @contextlib.contextmanager
@@ -93,7 +94,8 @@ class Entry:
             except OSError:  # another file system, or links not allowed there
                 shutil.copyfile(self.path, tmp)
         os.utime(out)  # Snakemake compares times: the output is as new as its job
-        os.utime(self.path)  # the entry's time is its last use (gc deletes the least recently used first)
+        with contextlib.suppress(OSError):  # another user's entry (a shared store): its time stays
+            os.utime(self.path)  # the entry's time is its last use (gc deletes the least recently used first)
 
 
 class Results:

@@ -89,5 +89,5 @@ rule evaluate:
     shell:
         "jstyleid evaluate --manifest {params.manifest:q} --out {output:q} --parts {params.parts}"
         " --dino {params.dino:q} --clip {params.clip:q} --clip-iqa {params.clip_iqa:q}"
-        " --clip-iqa-scaling {params.scaling} --torch-hub {params.torch_hub:q} --clip-r-words {params.words:q}"
+        " --clip-iqa-scaling {params.scaling} --torch-hub={params.torch_hub:q} --clip-r-words={params.words:q}"
         " --device {params.device} 2> {log:q}"

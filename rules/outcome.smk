@@ -38,7 +38,7 @@ def planned_caches():
 
 if workflow.is_main_process:
     try:
-        check_room(planned_cache_bytes(MODEL, planned_caches(), features=config["features"]), "results")
+        check_room(planned_cache_bytes(config["model"], planned_caches(), features=config["features"]), "results")
     except InputError as err:
         raise WorkflowError(str(err))
 

@@ -307,3 +307,25 @@ def test_evaluate_cli_reports_every_part_and_the_final_score(torch_home, two_sty
     assert overall["final"] == pytest.approx(final_score(overall)) and overall["final"] is not None
     assert overall["hist"] == pytest.approx(np.mean([scores["styles"][s]["styleid"]["hist"] for s in ("00", "01")]))
     assert scores["versions"]["torchmetrics"] and scores["versions"]["opencv-python-headless"]
+
+
+def test_upload_layout_scores_every_file_as_the_scorer_lists_them(tmp_path, capsys):
+    from jstyleid.cli import main
+    from jstyleid.evaluation import score_images
+
+    (tmp_path / "sub/03").mkdir(parents=True)
+    gen = [write_bgr(tmp_path / "sub/03/Cat.png", [RED, RED, BLUE, BLACK]),
+           write_bgr(tmp_path / "sub/03/Dog.png", [MAGENTA, WHITE, BLUE, BLUE])]
+    (tmp_path / "B/03/images").mkdir(parents=True)
+    refs = [write_bgr(tmp_path / "B/03/images/a.png", [WHITE, RED, RED, BLACK])]
+    (tmp_path / "sub/mapping.json").write_text("{}")  # beside the style folders, as submission writes it
+    out = tmp_path / "s.json"
+    assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out),
+                 "--parts", "hist"]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["styles"]["03"]["submission"]["images"] == 2
+    assert scores["overall"]["submission"]["hist"] == pytest.approx(hist.hist_score(gen, refs), abs=1e-12)
+    assert score_images("hist", gen, refs) == scores["overall"]["submission"]["hist"]
+    (tmp_path / "B/03/images/a.png").unlink()
+    assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out)]) == 2
+    assert "B/03/images: no reference images for style 03" in capsys.readouterr().err

@@ -31,8 +31,7 @@ def entries(store: Path) -> list[Path]:
 
 
 def computed(log: str) -> int:
-    [(_, _, todo)] = COUNT.findall(log)
-    return int(todo)
+    return sum(int(todo) for _, _, todo in COUNT.findall(log))
 
 
 def cli(stage, model, *args):
