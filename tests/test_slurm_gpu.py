@@ -3,6 +3,7 @@ has a stand-in GPU (scripts/slurm-up.sh)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -11,7 +12,15 @@ import yaml
 from test_slurm import MODEL_JOBS, run_through_slurm
 from test_workflow import ROOT, copy_workflow, edit_config, pending
 
-MODEL_RULES = ["train_lora", "generate", "invert_style", "invert_content", "inject", "inject_sweep"]
+
+
+def model_rules() -> set[str]:
+    """The rules whose resources are MODEL_JOB, and the rules made from them with `use rule`."""
+    text = "\n".join(path.read_text() for path in sorted((ROOT / "rules").glob("*.smk")))
+    blocks = re.split(r"^(?=rule |use rule )", text, flags=re.M)
+    rules = {re.match(r"rule (\w+):", b).group(1) for b in blocks if b.startswith("rule ") and "**MODEL_JOB" in b}
+    derived = [re.match(r"use rule (\w+) as (\w+)", b).groups() for b in blocks if b.startswith("use rule ")]
+    return rules | {new for old, new in derived if old in rules}
 
 
 def has_standin_gpu() -> bool:
@@ -21,10 +30,12 @@ def has_standin_gpu() -> bool:
 
 
 def test_the_gpu_profile_is_the_slurm_profile_with_one_gpu_per_model_job():
+    """Both profiles name every model rule (one left out would ask for the GPU of MODEL_JOB on a CPU
+    cluster, or for none under slurm-gpu) and differ in nothing else."""
     slurm, gpu = (yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
                   for name in ("slurm", "slurm-gpu"))
     assert slurm.pop("set-resources") == {rule: {"gpu": 0} for rule in gpu["set-resources"]}
-    assert gpu.pop("set-resources") == {rule: {"gpu": 1} for rule in MODEL_RULES}
+    assert gpu.pop("set-resources") == {rule: {"gpu": 1} for rule in model_rules()}
     assert slurm == gpu  # nothing else differs
 
 
