@@ -6,9 +6,13 @@ injection -> challenge submission and an offline HTML report. The rules only wir
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/dreambooth.smk"
+include: "rules/generation.smk"
 include: "rules/content.smk"
 include: "rules/invert.smk"
 include: "rules/inject.smk"
@@ -21,7 +25,7 @@ rule all:
     default_target: True
     input:
         "results/submission",
-        "results/report/index.html",
+        rules.report.output[0],
         [p["outputs"] for style in STYLES for p in sweep_settings(style)],
         rules.evaluate.output if evaluating() else [],
         expand(rules.check_inputs.output[0], refused=REFUSED),

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
+    from .candidates import METRICS
     from .engines import add_engine_arguments
 
     add_engine_arguments(parser)
@@ -46,6 +47,13 @@ def add_arguments(parser):
                       help="img2img from the per-pixel mean of these images (e.g. a style's references)")
     parser.add_argument("--strength", type=float, default=0.8,
                         help="img2img strength in (0, 1]: how much noise the init latent gets (diffusers' meaning)")
+    parser.add_argument("--candidates", type=int, default=1, metavar="K",
+                        help="generate K seeds per prompt and keep the best by --candidates-metric")
+    parser.add_argument("--candidates-metric", choices=METRICS, default="hist",
+                        help="the score that keeps a candidate (jstyleid.evaluation, higher is better)")
+    parser.add_argument("--references", nargs="+", metavar="IMAGE", help="the style images candidates are scored against")
+    parser.add_argument("--metric-weights", default="",
+                        help="weights of dino / clip_r (folder or hub id in the local cache; default: the scorer's)")
     add_store_argument(parser)
 
 
@@ -69,10 +77,37 @@ def run(args):
     if args.batch_size < 1:
         raise InputError("--batch-size", "must be at least 1")
     init = _img2img_start(args, len(prompts))  # init images are read before the model loads
+    scorer = _candidate_scorer(args)
     engine = load_engine(args.engine, args.model, args.device, args.dtype, lora=args.lora)
-    generate_images(engine, prompts, outs, steps=args.steps, guidance=args.guidance, resolution=args.resolution,
-                    template=args.template, seed=args.seed, batch_size=args.batch_size,
-                    negative_prompt=args.negative_prompt, store=args.store, init=init)
+    options = dict(steps=args.steps, guidance=args.guidance, resolution=args.resolution, template=args.template,
+                   seed=args.seed, batch_size=args.batch_size, negative_prompt=args.negative_prompt, store=args.store,
+                   init=init)
+    if scorer is None:
+        generate_images(engine, prompts, outs, **options)
+        return
+    from .candidates import candidate_paths, keep_best
+
+    for k in range(args.candidates):
+        generate_images(engine, prompts, [candidate_paths(out, args.candidates)[k] for out in outs], candidate=k,
+                        **options)
+    scorer.load(str(engine.device) if engine.name == "torch" else "cpu")
+    keep_best(outs, args.candidates, scorer, args.references, args.candidates_metric)
+
+
+def _candidate_scorer(args):
+    """The scorer of --candidates K > 1 (its weights checked before any image is made), else None."""
+    if args.candidates < 1:
+        raise InputError("--candidates", f"{args.candidates}: give at least 1")
+    if args.candidates == 1:
+        return None
+    if not args.references and args.candidates_metric != "clip_r":
+        raise InputError("--references", f"{args.candidates_metric} scores candidates against the style's images")
+    from .candidates import MetricScorer
+    from .inputs import load_rgb
+
+    for path in args.references or []:
+        load_rgb(path)  # an unreadable reference is refused now, not after the candidates
+    return MetricScorer(args.candidates_metric, args.metric_weights)
 
 
 def _img2img_start(args, n_prompts):
@@ -89,9 +124,10 @@ def _img2img_start(args, n_prompts):
     return Img2ImgStart(pixels, args.strength, n_prompts)
 
 
-def initial_noise(seed: int, prompt: str, shape: Sequence[int]) -> np.ndarray:
-    """Standard normal noise that depends only on (seed, prompt): not on the batch or the template."""
-    digest = hashlib.sha256(f"{seed}\0{prompt}".encode("utf-8")).digest()
+def initial_noise(seed: int, prompt: str, shape: Sequence[int], candidate: int = 0) -> np.ndarray:
+    """Standard normal noise that depends only on (seed, prompt, candidate): not on the batch or the template."""
+    text = f"{seed}\0{prompt}" + (f"\0{candidate}" if candidate else "")  # candidate 0: the single-candidate noise
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
     return np.random.default_rng(int.from_bytes(digest[:16], "little")).standard_normal(shape, dtype=np.float32)
 
 
@@ -117,10 +153,11 @@ def sample(engine, texts: Sequence[str], noise: np.ndarray, taus: Sequence[int],
 
 def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: int = 25, guidance: float = 7.5,
                     resolution: int = 512, template: str = "{prompt}", seed: int = 0, batch_size: int = 4,
-                    negative_prompt: str = "", store=None, init=None) -> None:
+                    negative_prompt: str = "", store=None, init=None, candidate: int = 0) -> None:
     """`store`: a result store folder (jstyleid/store.py): finished images are taken from it, new ones added.
     `init(engine, rows, noise, taus)` -> (start latents, taus to sample) replaces the pure-noise start
-    of prompts[rows] (jstyleid.img2img.Img2ImgStart); its `fields(i)` join image i's store key."""
+    of prompts[rows] (jstyleid.img2img.Img2ImgStart); its `fields(i)` join image i's store key.
+    `candidate` k > 0 draws the noise of candidate k (jstyleid.candidates)."""
     from PIL import Image
     from tqdm.auto import tqdm
 
@@ -133,10 +170,12 @@ def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: in
     setting = dict(model=engine.fingerprint, compute=compute_identity(engine), loras=[_lora_digest(f) for f in engine.lora_files],
                    template=template, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
                    resolution=resolution, seed=seed)
+    if candidate:
+        setting["candidate"] = candidate
     fields = [dict(setting, prompt=p, **(init.fields(i) if init else {})) for i, p in enumerate(prompts)]
     results = Results(store, "generate", fields, outs, ".png")
     for batch in tqdm(batches(plan("generate", results), batch_size), desc="generate", leave=False):
-        noise = np.stack([initial_noise(seed, prompts[i], (channels, side, side)) for i in batch])
+        noise = np.stack([initial_noise(seed, prompts[i], (channels, side, side), candidate) for i in batch])
         texts = [template.replace("{prompt}", prompts[i]) for i in batch]
         x, run_taus = init(engine, batch, noise, taus) if init else (noise, taus)
         latents = sample(engine, texts, x, run_taus, guidance=guidance, negative_prompt=negative_prompt)

@@ -70,6 +70,12 @@ def per_style(key):
     return lambda w: setting(w.style, key)
 
 
+def shown(output, caption, stage, **options):
+    """`output` marked for `snakemake --report`: in its style's category, under `stage`, captioned by
+    report/<caption>.rst (a directory also needs patterns=[...] naming the files to show)."""
+    return report(output, caption=f"../report/{caption}.rst", category="Style {style}", subcategory=stage, **options)
+
+
 def model_param(wildcards, input):
     """The model a job loads, taken from its input when it is a file (so Snakemake can relocate
     it, e.g. for remote storage), else the hub id."""
@@ -225,6 +231,7 @@ def report_manifest(wildcards):
             outputs=expand(rules.inject.output[0], style=style)[0],
             loss=loss_curve(style),
             sweep=[dict(p["shown"], outputs=p["outputs"]) for p in sweep_settings(style)],
+            **candidates_entry(style),
         )
         for style in STYLES
     ]

@@ -3,8 +3,16 @@ rule generate:
     input:
         model=MODEL_INPUT,
         lora=rules.train_lora.output.weights,
+        init=lambda w: init_images(w.style),
+        references=lambda w: candidate_references(w.style),
     output:
-        directory("results/{style}/content"),
+        shown(
+            directory("results/{style}/content"),
+            "content",
+            "2 content images",
+            patterns=["{name,[^/]+}.png"],  # not the candidates/ subfolders
+            labels={"style": "{style}", "image": "{name}"},
+        ),
     log:
         "results/logs/generate/{style}.log",
     benchmark:
@@ -23,8 +31,10 @@ rule generate:
         resolution=per_style("resolution"),
         seed=per_style("seed"),
         batch_size=config["batch_size"],
+        init=lambda w: init_option(w.style),
+        candidates=lambda w: candidates_option(w.style),
     shell:
         "jstyleid generate --model {params.model:q} --lora {input.lora:q} --prompt {params.prompts:q}"
         " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
         " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
-        " --batch-size {params.batch_size}{STORE} {params.engine} 2> {log:q}"
+        " --batch-size {params.batch_size}{STORE} {params.init} {params.candidates} {params.engine} 2> {log:q}"

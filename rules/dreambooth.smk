@@ -5,7 +5,7 @@ rule train_lora:
         images=lambda w: style_images(STYLES_DIR / w.style),
     output:
         weights="results/{style}/lora/pytorch_lora_weights.safetensors",
-        loss=multiext("results/{style}/lora/loss", ".csv", ".png"),
+        loss=shown(multiext("results/{style}/lora/loss", ".csv", ".png"), "lora_loss", "1 LoRA training"),
     log:
         "results/logs/train_lora/{style}.log",
     benchmark:

@@ -5,7 +5,13 @@ rule inject:
         content=rules.invert_content.output[0],
         style=rules.invert_style.output[0],
     output:
-        directory("results/{style}/styleid"),
+        shown(
+            directory("results/{style}/styleid"),
+            "styleid",
+            "3 StyleID outputs",
+            patterns=["{name}.png"],
+            labels={"style": "{style}", "image": "{name}"},
+        ),
     log:
         "results/logs/inject/{style}.log",
     benchmark:
@@ -37,7 +43,13 @@ rule inject:
 
 use rule inject as inject_sweep with:
     output:
-        directory("results/{style}/sweep/{label}"),
+        shown(
+            directory("results/{style}/sweep/{label}"),
+            "sweep",
+            "4 sweep",
+            patterns=["{name}.png"],
+            labels={"image": "{name}", "setting": "{label}"},
+        ),
     log:
         "results/logs/inject_sweep/{style}_{label}.log",
     benchmark:

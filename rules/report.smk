@@ -28,7 +28,7 @@ rule submission:
 
 rule report:
     """results/report/index.html: per style the references, contents and outputs, the LoRA loss
-    curve, the sweep's grid; the time per stage; the config used. It opens offline (images by relative path)."""
+    curve, the sweep's grid; the time per stage; the config used. Self-contained: thumbnails in img/."""
     input:
         refs=[style_refs(style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
@@ -38,7 +38,12 @@ rule report:
         benchmarks=benchmarks(),
         scores=rules.evaluate.output if evaluating() else [],
     output:
-        "results/report/index.html",
+        report(
+            directory("results/report"),
+            htmlindex="index.html",
+            caption="../report/html_report.rst",
+            category="Overview",
+        ),
     log:
         "results/logs/report.log",
     threads: 1
@@ -46,5 +51,6 @@ rule report:
         **LIGHT_JOB,
     params:
         manifest=report_manifest,
+        index=lambda w, output: f"{output[0]}/index.html",
     shell:
-        "jstyleid report --manifest {params.manifest:q} --out {output:q} 2> {log:q}"
+        "jstyleid report --manifest {params.manifest:q} --out {params.index:q} 2> {log:q}"
