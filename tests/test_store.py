@@ -219,3 +219,17 @@ def test_gc_deletes_only_unreferenced_entries(tmp_path, capsys):
     assert [e.path.exists() for e in made] == [False, False, True, False]
     assert (tmp_path / "out" / "2.bin").read_bytes() == b"x" * 300
     assert main(["gc", "--store", str(store.root), "--max-size", "lots"]) == 2
+
+
+def test_report_counts_what_each_job_took_from_the_store(tmp_path):
+    import json
+
+    log = tmp_path / "generate.log"
+    log.write_text("2026-12-02 06:58:15,129 jstyleid.store: generate: 2 of 3 image(s) from the store, 1 to compute\n")
+    jobs = [dict(style="01", stage="generate", log=str(log)), dict(style="01", stage="inject", log="missing.log")]
+    out = tmp_path / "report/index.html"
+    manifest = dict(styles=[], benchmarks=[], config={}, store_logs=jobs)
+    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "<tr><td>01</td><td>generate</td><td class=num>2</td><td class=num>1</td></tr>" in page
+    assert "<td>inject</td>" not in page  # no log, no row
