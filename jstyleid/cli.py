@@ -14,7 +14,7 @@ from . import __version__
 from .errors import InputError
 
 STAGE_MODULES = [
-    "presets", "dreambooth", "generate", "invert", "inject", "submission", "report",
+    "presets", "class_images", "dreambooth", "generate", "invert", "inject", "submission", "report",
 ]
 
 
