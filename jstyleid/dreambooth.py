@@ -248,44 +248,44 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     rng = np.random.default_rng(seed)
     batches = ImageBatches(count, batch_size)
     path = out_dir / CHECKPOINT_FILE
-    resumed = checkpoint.load(path, key)
-    if resumed:
-        start, state, meta = resumed
-        trainer.load_training_state(state)
-        rng.bit_generator.state = meta["rng"]
-        batches.order, losses = meta["order"], meta["losses"]
-        log.info("resumed at step %d of %d from %s", start, steps, path)
-    else:
-        start, losses = 0, []
-        shapes = {name: value.shape for name, value in trainer.lora_state_dict().items()}
-        unet_shapes = {name: shape for name, shape in shapes.items() if not name.startswith(TEXT_ENCODER_PREFIX)}
-        initial = initial_lora(unet_shapes, rng)
-        initial.update(initial_lora({name: shapes[name] for name in shapes.keys() - unet_shapes.keys()}, rng))
-        trainer.load_lora_state_dict(initial)
-        if validation:
-            validation.reset(out_dir)
-            validation.run(engine, 0, out_dir)
-
-    def draws():
-        index = batches.next(rng)
-        if prior:
-            pairs = [index % len(images), index % len(prior.images)]
-            mu, sigma = np.concatenate([mean[pairs[0]], class_mean[pairs[1]]]), np.concatenate(
-                [std[pairs[0]], class_std[pairs[1]]])
+    with checkpoint.sigterm_flag() as stop:  # from here on SIGTERM means: checkpoint, then stop
+        resumed = checkpoint.load(path, key)
+        if resumed:
+            start, state, meta = resumed
+            trainer.load_training_state(state)
+            rng.bit_generator.state = meta["rng"]
+            batches.order, losses = meta["order"], meta["losses"]
+            log.info("resumed at step %d of %d from %s", start, steps, path)
         else:
-            mu, sigma = mean[index], std[index]
-        x0 = mu + sigma * rng.standard_normal(mu.shape, dtype=np.float32)
-        noise = rng.standard_normal(x0.shape, dtype=np.float32)
-        t = rng.integers(0, len(engine.schedule.alphas_cumprod), size=len(x0))
-        x_t, target = noisy_and_target(engine.schedule, x0, noise, t)
-        return x_t, t, target
+            start, losses = 0, []
+            shapes = {name: value.shape for name, value in trainer.lora_state_dict().items()}
+            unet_shapes = {name: shape for name, shape in shapes.items() if not name.startswith(TEXT_ENCODER_PREFIX)}
+            initial = initial_lora(unet_shapes, rng)
+            initial.update(initial_lora({name: shapes[name] for name in shapes.keys() - unet_shapes.keys()}, rng))
+            trainer.load_lora_state_dict(initial)
+            if validation:
+                validation.reset(out_dir)
+                validation.run(engine, 0, out_dir)
 
-    def save_checkpoint(step):
-        checkpoint.save(path, key, step, trainer.training_state(),
-                        dict(rng=rng.bit_generator.state, order=batches.order, losses=losses))
+        def draws():
+            index = batches.next(rng)
+            if prior:
+                pairs = [index % len(images), index % len(prior.images)]
+                mu, sigma = np.concatenate([mean[pairs[0]], class_mean[pairs[1]]]), np.concatenate(
+                    [std[pairs[0]], class_std[pairs[1]]])
+            else:
+                mu, sigma = mean[index], std[index]
+            x0 = mu + sigma * rng.standard_normal(mu.shape, dtype=np.float32)
+            noise = rng.standard_normal(x0.shape, dtype=np.float32)
+            t = rng.integers(0, len(engine.schedule.alphas_cumprod), size=len(x0))
+            x_t, target = noisy_and_target(engine.schedule, x0, noise, t)
+            return x_t, t, target
 
-    progress = tqdm(range(start, steps), desc=f"train-lora {prompt}", leave=False, initial=start, total=steps)
-    with checkpoint.sigterm_flag() as stop:
+        def save_checkpoint(step):
+            checkpoint.save(path, key, step, trainer.training_state(),
+                            dict(rng=rng.bit_generator.state, order=batches.order, losses=losses))
+
+        progress = tqdm(range(start, steps), desc=f"train-lora {prompt}", leave=False, initial=start, total=steps)
         for step in progress:
             for _ in range(accumulation):
                 x_t, t, target = draws()

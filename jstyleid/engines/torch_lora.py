@@ -153,8 +153,8 @@ class TorchLoraTrainer:
         return self.update()
 
     def lora_state_dict(self) -> dict[str, np.ndarray]:
-        """The LoRA weights as float32 arrays (not scaled by alpha / rank)."""
-        return {key: p.detach().float().cpu().numpy() for key, p in self.params.items()}
+        """The LoRA weights as float32 arrays (not scaled by alpha / rank); copies, not views of the live weights."""
+        return {key: p.detach().float().cpu().numpy().copy() for key, p in self.params.items()}
 
     @torch.no_grad()
     def load_lora_state_dict(self, state_dict: dict[str, np.ndarray]) -> None:
