@@ -247,7 +247,8 @@ def test_class_images_and_training_with_them(tiny_model, style_dir, tmp_path):
     assert [p.name for p in a] == ["0000.png", "0001.png", "0002.png"]
     pixels = [np.asarray(Image.open(p)) for p in a]
     assert pixels[0].shape == (RES, RES, 3) and not np.array_equal(pixels[0], pixels[1])
-    assert all(np.array_equal(np.asarray(Image.open(p)), q) for p, q in zip(b, pixels))  # count only adds images
+    # a larger count only adds images (up to the batch's rounding: 3 images were one batch, 2 another)
+    assert all(np.abs(np.asarray(Image.open(p), dtype=int) - q).max() <= 1 for p, q in zip(b, pixels))
 
     prior = PriorPreservation(a, "a painting", 1.0)
     losses = train_lora(_engine(tiny_model), style_images(style_dir), tmp_path / "lora", prompt=PROMPT, steps=2,
