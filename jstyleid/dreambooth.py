@@ -155,8 +155,10 @@ def noisy_and_target(schedule, x0: np.ndarray, noise: np.ndarray, t: np.ndarray)
 
 
 def initial_lora(shapes: dict[str, tuple], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """peft's "gaussian" init: down (lora_A) ~ N(0, 1/rank^2), up (lora_B) = 0, so training starts at the base model."""
-    return {key: (rng.standard_normal(shapes[key]) / shapes[key][0]).astype(np.float32) if ".lora.down." in key
+    """peft's "gaussian" init: down (lora_A) ~ N(0, 1/rank^2), up (lora_B) = 0, so training starts at the base model.
+    Keys: diffusers' "<module>.lora.down/up.weight" (U-Net) or peft's "<module>.lora_A/B.weight" (text encoder)."""
+    return {key: (rng.standard_normal(shapes[key]) / shapes[key][0]).astype(np.float32)
+            if ".lora.down." in key or ".lora_A." in key
             else np.zeros(shapes[key], np.float32) for key in sorted(shapes)}
 
 

@@ -58,13 +58,19 @@ def dreambooth_loss(pred, target, prior_weight: float | None = None):
 
 def _add_lora(model, config, prefix: str = "") -> dict:
     """peft LoRA layers in `model` (frozen otherwise), kept in fp32; returns them by diffusers key."""
+    from peft import inject_adapter_in_model
+
     model.requires_grad_(False)
-    model.add_adapter(config, adapter_name=ADAPTER)
+    if prefix:  # the text encoder: transformers' add_adapter wants a newer peft than diffusers' pin
+        inject_adapter_in_model(config, model, adapter_name=ADAPTER)
+    else:
+        model.add_adapter(config, adapter_name=ADAPTER)
     params = {}
     for name, p in model.named_parameters():
         if p.requires_grad:  # LoRA weights stay fp32 even on an fp16 network (as diffusers' cast_training_params)
             p.data = p.data.float()
-            params[prefix + _diffusers_key(name)] = p
+            # the U-Net under diffusers' LoRA names, the text encoder under peft's (as diffusers' script saves it)
+            params[prefix + (name.replace(f".{ADAPTER}.", ".") if prefix else _diffusers_key(name))] = p
     return params
 
 
