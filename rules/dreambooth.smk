@@ -67,7 +67,7 @@ rule class_images:
         model=MODEL,
         engine=ENGINE,
         prompt=lambda w: CLASS_IMAGES[w.class_key]["prompt"],
-        count=lambda w: CLASS_IMAGES[w.class_key]["count"],
+        number=lambda w: CLASS_IMAGES[w.class_key]["count"],
         resolution=lambda w: CLASS_IMAGES[w.class_key]["resolution"],
         seed=lambda w: CLASS_IMAGES[w.class_key]["seed"],
         steps=lambda w: CLASS_IMAGES[w.class_key]["steps"],
@@ -77,7 +77,7 @@ rule class_images:
     resources:
         **MODEL_JOB,
     shell:
-        "jstyleid class-images --model {params.model:q} --prompt {params.prompt:q} --count {params.count}"
+        "jstyleid class-images --model {params.model:q} --prompt {params.prompt:q} --count {params.number}"
         " --resolution {params.resolution} --seed {params.seed} --steps {params.steps}"
         " --guidance {params.guidance} --batch-size {params.batch_size} --out-dir {output:q}"
         " {params.engine} 2> {log:q}"
