@@ -1,4 +1,5 @@
-"""HDF5 inversion cache, format v1 (docs/cache-format.md): write under a temp name, read, validate."""
+"""HDF5 inversion cache, format v1 (docs/cache-format.md): write under a temp name, read, validate;
+and MemoryCache, an inversion held in memory for `jstyleid stylize`."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError
-from .fileio import atomic_path
 
 FORMAT = "jstyleid.inversion/1"
 ROLE_FEATURES = {"content": ("q",), "style": ("k", "v")}
 
 
 class CacheWriter:
-    """Writes one image's inversion step by step; the file appears only when complete."""
+    """Writes one image's inversion step by step into `path`, a temporary name the caller renames when
+    the writer closed without an exception (store.Results.writing), so the cache appears only complete."""
 
     def __init__(self, path, *, role: str, timesteps: Sequence[int], resolution: int, prediction_type: str,
                  model: str, source_sha256: str, layers: Sequence[str], feature_dtype: str = "float16"):
@@ -24,8 +25,7 @@ class CacheWriter:
 
         self.path, self.role, self.layers = Path(path), role, list(layers)
         self.feature_dtype = np.dtype(feature_dtype)
-        self._atomic = atomic_path(self.path)
-        self.file = h5py.File(self._atomic.__enter__(), "w")
+        self.file = h5py.File(self.path, "w")
         self.file.attrs.update(format=FORMAT, role=role, timesteps=np.asarray(timesteps, dtype=np.int64),
                                resolution=int(resolution), prediction_type=prediction_type, model=model,
                                source_sha256=source_sha256, jstyleid_version=__version__,
@@ -50,7 +50,6 @@ class CacheWriter:
 
     def __exit__(self, *exc_info):
         self.file.close()
-        return self._atomic.__exit__(*exc_info)  # renames into place only without an exception
 
 
 class InversionCache:
@@ -94,6 +93,18 @@ class InversionCache:
     def steps(self) -> int:
         return len(self.timesteps)
 
+    def digest(self) -> str:
+        """sha256 of what the cache was made from and its latents: a stand-in for the whole file (the
+        features follow from the latents), cheap to compute, that a store key can name it by."""
+        import hashlib
+
+        digest = hashlib.sha256(repr(sorted((k, str(v)) for k, v in self.file.attrs.items())).encode())
+        digest.update(np.ascontiguousarray(self._latents[()]).tobytes())
+        for layer in self.layers:
+            for name in ROLE_FEATURES[self.role]:
+                digest.update(f"{layer}/{name}:{self.file[f'features/{layer}/{name}'].dtype}".encode())
+        return digest.hexdigest()
+
     def latent(self, i: int) -> np.ndarray:
         return self._latents[i]
 
@@ -102,6 +113,43 @@ class InversionCache:
 
     def close(self) -> None:
         self.file.close()
+
+
+class MemoryCache:
+    """An inversion held in memory, latents only: written like a CacheWriter, read like an open
+    InversionCache (what inject's recompute mode reads), without a file. `path` names the source."""
+
+    def __init__(self, path, *, role: str, timesteps: Sequence[int], resolution: int, prediction_type: str,
+                 model: str, source_sha256: str, layers: Sequence[str] = (), feature_dtype: str = "float16"):
+        if layers:
+            raise ValueError("MemoryCache holds latents only; invert with features=False")
+        self.path, self.role, self.timesteps = Path(path), role, [int(t) for t in timesteps]
+        self.resolution, self.prediction_type, self.model = int(resolution), prediction_type, model
+        self.source_sha256, self.layers = source_sha256, []
+        self._latents: list[np.ndarray | None] = [None] * len(self.timesteps)
+
+    def write_step(self, i: int, latent: np.ndarray, features: dict) -> None:
+        self._latents[i] = np.array(latent, dtype=np.float32)  # a copy: the row is a view of the batch
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+    def digest(self) -> str:
+        """sha256 of what the inversion was made from and its latents, as InversionCache.digest names a file."""
+        import hashlib
+
+        made_as = dict(role=self.role, timesteps=self.timesteps, resolution=self.resolution,
+                       prediction_type=self.prediction_type, model=self.model, source_sha256=self.source_sha256)
+        digest = hashlib.sha256(repr(sorted((k, str(v)) for k, v in made_as.items())).encode())
+        for latent in self._latents:
+            digest.update(np.ascontiguousarray(latent).tobytes())
+        return digest.hexdigest()
+
+    def latent(self, i: int) -> np.ndarray:
+        return self._latents[i]
 
 
 def open_caches(paths, role: str) -> list[InversionCache]:
@@ -125,3 +173,16 @@ def check_compatible(caches: Sequence[InversionCache], *, model: str, prediction
                                          f"{first.resolution}")
     # Every cache holds the latents, so recomputing features always works; stored needs them all.
     return "stored" if all(set(layers) <= set(c.layers) for c in caches) else "recompute"
+
+
+def check_made_as(path, expected: dict) -> None:
+    """Refuse a stored cache whose attributes are not those its store key promises."""
+    cache = InversionCache(path, expected_role=expected["role"])
+    try:
+        found = dict(role=cache.role, model=cache.model, timesteps=cache.timesteps, resolution=cache.resolution,
+                     prediction_type=cache.prediction_type, layers=cache.layers, source_sha256=cache.source_sha256)
+    finally:
+        cache.close()
+    for name, value in expected.items():
+        if found[name] != value:
+            raise InputError(path, f"stored cache has {name}={found[name]!r}, this job expects {value!r}")

@@ -11,10 +11,11 @@ import logging
 import sys
 
 from . import __version__
-from .errors import InputError
+from .errors import DiskFull, InputError
 
 STAGE_MODULES = [
-    "presets", "class_images", "dreambooth", "generate", "invert", "inject", "submission", "report",
+    "presets", "class_images", "dreambooth", "generate", "invert", "inject", "stylize", "evaluate", "submission", "report",
+    "gc", "check",
 ]
 
 
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"jstyleid {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except DiskFull as err:
+        print(f"jstyleid {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

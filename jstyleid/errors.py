@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a single line on stderr."""
+"""The exception types the CLI turns into a single line on stderr."""
 
 
 class InputError(Exception):
@@ -6,3 +6,11 @@ class InputError(Exception):
 
     def __init__(self, where, problem: str):
         super().__init__(f"{where}: {problem}")
+
+
+class DiskFull(Exception):
+    """A write found no room (file system full, quota, `ulimit -f`) and was abandoned cleanly."""
+
+    def __init__(self, where, reason: str):
+        super().__init__(f"{where}: disk full ({reason}); files finished before it are intact and nothing "
+                         f"half-written is left; free space and rerun")

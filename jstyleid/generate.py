@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError
+from .store import add_store_argument
 
 COMMAND = "generate"
 HELP = "generate images for prompts (e.g. a style's prompt.json) with DDIM + guidance, optionally with a LoRA"
@@ -38,10 +39,26 @@ def add_arguments(parser):
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=4)
+    init = parser.add_mutually_exclusive_group()
+    init.add_argument("--init-image", nargs="+", metavar="IMAGE",
+                      help="img2img: start from this image (every prompt) or these (one per prompt), see --strength")
+    init.add_argument("--init-mean", nargs="+", metavar="IMAGE",
+                      help="img2img from the per-pixel mean of these images (e.g. a style's references)")
+    parser.add_argument("--strength", type=float, default=0.8,
+                        help="img2img strength in (0, 1]: how much noise the init latent gets (diffusers' meaning)")
+    parser.add_argument("--candidates", type=int, default=1, metavar="K",
+                        help="generate K seeds per prompt and keep the best by --candidates-metric")
+    parser.add_argument("--candidates-metric", choices=("hist", "dino", "clip_r"), default="hist",
+                        help="the score that keeps a candidate (jstyleid.evaluation, higher is better)")
+    parser.add_argument("--references", nargs="+", metavar="IMAGE", help="the style images candidates are scored against")
+    parser.add_argument("--metric-weights", default="",
+                        help="weights of dino / clip_r (folder or hub id in the local cache; default: the scorer's)")
+    add_store_argument(parser)
 
 
 def run(args):
     from .engines import load_engine
+    from .fileio import check_names
     from .inputs import read_prompts, safe_filename
 
     if args.prompts:
@@ -53,19 +70,63 @@ def run(args):
         if not args.out or len(args.out) != len(args.prompt) or args.out_dir:
             raise InputError("--out", f"give one --out per --prompt ({len(args.prompt)})")
         prompts, outs = args.prompt, args.out
+    check_names(outs)
     if "{prompt}" not in args.template:
         raise InputError("--template", f"{args.template!r} has no {{prompt}} placeholder")
     if args.batch_size < 1:
         raise InputError("--batch-size", "must be at least 1")
+    init = _img2img_start(args, len(prompts))  # init images are read before the model loads
+    scorer = _candidate_scorer(args)
     engine = load_engine(args.engine, args.model, args.device, args.dtype, lora=args.lora)
-    generate_images(engine, prompts, outs, steps=args.steps, guidance=args.guidance, resolution=args.resolution,
-                    template=args.template, seed=args.seed, batch_size=args.batch_size,
-                    negative_prompt=args.negative_prompt)
+    options = dict(steps=args.steps, guidance=args.guidance, resolution=args.resolution, template=args.template,
+                   seed=args.seed, batch_size=args.batch_size, negative_prompt=args.negative_prompt, store=args.store,
+                   init=init)
+    if scorer is None:
+        generate_images(engine, prompts, outs, **options)
+        return
+    from .candidates import candidate_paths, keep_best
+
+    for k in range(args.candidates):
+        generate_images(engine, prompts, [candidate_paths(out, args.candidates)[k] for out in outs], candidate=k,
+                        **options)
+    scorer.load(str(engine.device) if engine.name == "torch" else "cpu")
+    keep_best(outs, args.candidates, scorer, args.references, args.candidates_metric)
 
 
-def initial_noise(seed: int, prompt: str, shape: Sequence[int]) -> np.ndarray:
-    """Standard normal noise that depends only on (seed, prompt): not on the batch or the template."""
-    digest = hashlib.sha256(f"{seed}\0{prompt}".encode("utf-8")).digest()
+def _candidate_scorer(args):
+    """The scorer of --candidates K > 1 (its weights checked before any image is made), else None."""
+    if args.candidates < 1:
+        raise InputError("--candidates", f"{args.candidates}: give at least 1")
+    if args.candidates == 1:
+        return None
+    if not args.references and args.candidates_metric != "clip_r":
+        raise InputError("--references", f"{args.candidates_metric} scores candidates against the style's images")
+    from .candidates import MetricScorer
+    from .inputs import load_rgb
+
+    for path in args.references or []:
+        load_rgb(path)  # an unreadable reference is refused now, not after the candidates
+    return MetricScorer(args.candidates_metric, args.metric_weights)
+
+
+def _img2img_start(args, n_prompts):
+    """The img2img start of --init-image / --init-mean, or None for starts from pure noise."""
+    from .img2img import Img2ImgStart, mean_image
+    from .inputs import preprocess
+    from .schedule import img2img_timesteps, timesteps
+
+    if not (args.init_image or args.init_mean):
+        return None
+    img2img_timesteps(timesteps(args.steps), args.strength)  # refuse a strength that runs no step
+    pixels = ([mean_image(args.init_mean, args.resolution)] if args.init_mean
+              else [preprocess(path, args.resolution) for path in args.init_image])
+    return Img2ImgStart(pixels, args.strength, n_prompts)
+
+
+def initial_noise(seed: int, prompt: str, shape: Sequence[int], candidate: int = 0) -> np.ndarray:
+    """Standard normal noise that depends only on (seed, prompt, candidate): not on the batch or the template."""
+    text = f"{seed}\0{prompt}" + (f"\0{candidate}" if candidate else "")  # candidate 0: the single-candidate noise
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
     return np.random.default_rng(int.from_bytes(digest[:16], "little")).standard_normal(shape, dtype=np.float32)
 
 
@@ -91,22 +152,42 @@ def sample(engine, texts: Sequence[str], noise: np.ndarray, taus: Sequence[int],
 
 def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: int = 25, guidance: float = 7.5,
                     resolution: int = 512, template: str = "{prompt}", seed: int = 0, batch_size: int = 4,
-                    negative_prompt: str = "") -> None:
+                    negative_prompt: str = "", store=None, init=None, candidate: int = 0) -> None:
+    """`store`: a result store folder (jstyleid/store.py): finished images are taken from it, new ones added.
+    `init(engine, rows, noise, taus)` -> (start latents, taus to sample) replaces the pure-noise start
+    of prompts[rows] (jstyleid.img2img.Img2ImgStart); its `fields(i)` join image i's store key.
+    `candidate` k > 0 draws the noise of candidate k (jstyleid.candidates)."""
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from .fileio import atomic_path
     from .schedule import timesteps
+    from .store import Results, batches, compute_identity, plan
 
     engine.check_resolution(resolution)
     taus = timesteps(steps)
     channels, side = engine.unet_config["in_channels"], resolution // engine.vae_scale_factor
-    for start in tqdm(range(0, len(prompts), batch_size), desc="generate", leave=False):
-        batch = list(prompts[start:start + batch_size])
-        noise = np.stack([initial_noise(seed, p, (channels, side, side)) for p in batch])
-        texts = [template.replace("{prompt}", p) for p in batch]
-        latents = sample(engine, texts, noise, taus, guidance=guidance, negative_prompt=negative_prompt)
-        for image, out in zip(engine.decode(latents), outs[start:start + batch_size]):
-            with atomic_path(out) as tmp:
+    setting = dict(model=engine.fingerprint, compute=compute_identity(engine), loras=[_lora_digest(f) for f in engine.lora_files],
+                   template=template, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
+                   resolution=resolution, seed=seed)
+    if candidate:
+        setting["candidate"] = candidate
+    fields = [dict(setting, prompt=p, **(init.fields(i) if init else {})) for i, p in enumerate(prompts)]
+    results = Results(store, "generate", fields, outs, ".png")
+    for batch in tqdm(batches(plan("generate", results), batch_size), desc="generate", leave=False):
+        noise = np.stack([initial_noise(seed, prompts[i], (channels, side, side), candidate) for i in batch])
+        texts = [template.replace("{prompt}", prompts[i]) for i in batch]
+        x, run_taus = init(engine, batch, noise, taus) if init else (noise, taus)
+        latents = sample(engine, texts, x, run_taus, guidance=guidance, negative_prompt=negative_prompt)
+        for image, i in zip(engine.decode(latents), batch):
+            with results.writing(i) as tmp:
                 Image.fromarray(image).save(tmp, format="PNG")
-        log.info("generated %s", ", ".join(str(o) for o in outs[start:start + batch_size]))
+        log.info("generated %s", ", ".join(str(outs[i]) for i in batch))
+
+
+def _lora_digest(lora) -> str:
+    """sha256 of a LoRA weights file (a folder means its pytorch_lora_weights.safetensors)."""
+    from .dreambooth import LORA_FILE
+    from .inputs import sha256_file
+
+    path = Path(lora)
+    return sha256_file(path / LORA_FILE if path.is_dir() else path)

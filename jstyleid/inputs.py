@@ -10,16 +10,28 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .fileio import NAME_MAX
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MIN_SIDE = 8
 _FORBIDDEN = re.compile(r'[/\\:*?"<>|\x00-\x1f]')
+# A name's stem keeps this many bytes of UTF-8 at most: NAME_MAX with room for the longest suffix
+# jstyleid adds or finds (.png, .h5, .npy; a user's .jpeg or .tiff content image).
+MAX_STEM_BYTES = NAME_MAX - 8
 
 
 def safe_filename(prompt: str) -> str:
-    """The prompt as written, with only the characters file systems forbid replaced by '_'."""
+    """The prompt as written, with only the characters file systems forbid replaced by '_' (and a
+    leading dot, which would hide the file). A name longer than MAX_STEM_BYTES is cut there and ends
+    in '~' and 8 hex digits of the prompt's sha256, so that different long prompts stay apart."""
     name = _FORBIDDEN.sub("_", prompt).strip()
-    return "_" if name in ("", ".", "..") else name
+    name = "_" + name[1:] if name.startswith(".") else name
+    name = name or "_"
+    if len(name.encode("utf-8")) > MAX_STEM_BYTES:
+        tag = "~" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:8]
+        head = name.encode("utf-8")[:MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore").rstrip()
+        name = head + tag
+    return name
 
 
 def read_prompts(path) -> dict[str, str]:
@@ -38,10 +50,13 @@ def read_prompts(path) -> dict[str, str]:
     for key, value in data.items():
         if not isinstance(value, str) or not value.strip():
             raise InputError(path, f"prompt {key!r} must be a non-empty string, got {value!r}")
-    names = [safe_filename(p) for p in data.values()]
-    clashes = {n for n in names if names.count(n) > 1}
-    if clashes:
-        raise InputError(path, f"prompts map to the same file name: {sorted(clashes)}")
+    seen = {}  # folded file name -> first key; case twins would be one file on macOS and Windows
+    for key, value in data.items():
+        name = safe_filename(value)
+        twin = seen.setdefault(name.casefold(), key)
+        if twin != key:
+            same = "the same file name" if safe_filename(data[twin]) == name else "file names that differ only in case"
+            raise InputError(path, f"prompts {twin!r} ({data[twin]!r}) and {key!r} ({value!r}) map to {same}")
     return dict(data)
 
 
@@ -51,10 +66,37 @@ def style_images(style_dir) -> list[Path]:
     images_dir = style_dir / "images"
     if not images_dir.is_dir():
         raise InputError(style_dir, "style folder has no images/ subfolder")
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = _images_in(images_dir)
     if not images:
         raise InputError(images_dir, "style folder contains no images")
     return images
+
+
+def image_files(entries, option: str) -> list[Path]:
+    """Images named on the command line: files as given, folders as the images in them (sorted by
+    name). Refuses a missing path, a folder without images and two images of the same name (stem)."""
+    found = []
+    for entry in map(Path, entries):
+        if entry.is_dir():
+            images = _images_in(entry)
+            if not images:
+                raise InputError(entry, f"{option}: folder contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found += images
+        elif entry.is_file():
+            found.append(entry)
+        else:
+            raise InputError(entry, f"{option}: no such image or folder")
+    seen = {}
+    for path in found:
+        if path.stem in seen:
+            raise InputError(path, f"{option}: named {path.stem!r} like {seen[path.stem]} (given twice?); "
+                                   "outputs are named after their images")
+        seen[path.stem] = path
+    return found
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def _to_rgb(image):

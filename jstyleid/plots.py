@@ -32,3 +32,34 @@ def plot_loss(losses: Sequence[float], path, title: str = "LoRA training loss") 
             fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
+
+
+LABEL_HEIGHT = 14  # px of the text band under each tile of a labelled grid
+
+
+def labelled_grid(columns, rows, cells, path, side: int) -> None:
+    """A table of pictures: a header row (columns: (label, image)), a header column (rows: (label,
+    image)) and cells[r][c]; each tile side x side px with its label in a band beneath.
+    Size: ((1 + len(columns)) * side, (1 + len(rows)) * (side + LABEL_HEIGHT))."""
+    from PIL import Image, ImageDraw
+
+    tile_h = side + LABEL_HEIGHT
+    grid = Image.new("RGB", ((1 + len(columns)) * side, (1 + len(rows)) * tile_h), "white")
+    draw = ImageDraw.Draw(grid)
+
+    def put(image, label, col, row):
+        if image is not None:
+            grid.paste(image.convert("RGB").resize((side, side)), (col * side, row * tile_h))
+        while label and draw.textlength(label) > side - 2:  # cut names that do not fit the tile
+            label = label[:-2] + "~"
+        draw.text((col * side + 1, row * tile_h + side + 1), label, fill="black")
+
+    put(None, "content\\style", 0, 0)
+    for c, (label, image) in enumerate(columns, start=1):
+        put(image, label, c, 0)
+    for r, (label, image) in enumerate(rows, start=1):
+        put(image, label, 0, r)
+        for c, image in enumerate(cells[r - 1], start=1):
+            put(image, "", c, r)
+    with atomic_path(path) as tmp:
+        grid.save(tmp, format="PNG")

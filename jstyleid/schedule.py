@@ -22,6 +22,17 @@ def timesteps(num_steps: int, num_train_timesteps: int = 1000) -> list[int]:
     return [i * d + 1 for i in range(num_steps)]
 
 
+def img2img_timesteps(taus: list[int], strength: float) -> list[int]:
+    """The taus an img2img start runs, as diffusers' img2img get_timesteps keeps them: the lowest
+    int(N * strength) of the N ascending taus. Sampling starts from the last one kept."""
+    if not 0 < strength <= 1:
+        raise InputError("--strength", f"{strength} is outside (0, 1]")
+    kept = min(int(len(taus) * strength), len(taus))
+    if kept < 1:
+        raise InputError("--strength", f"{strength} of {len(taus)} steps leaves no step to run")
+    return taus[:kept]
+
+
 @dataclass(frozen=True)
 class NoiseSchedule:
     """abar[t] for t = 0..999 and how the U-Net output is parameterised."""
@@ -69,6 +80,11 @@ class NoiseSchedule:
             eps = out
             x0 = (x - sqrt_1ma * eps) / sqrt_a
         return x0, eps
+
+    def add_noise(self, x0, noise, t: int):
+        """The forward process q(x_t | x_0): sqrt(abar[t]) x0 + sqrt(1 - abar[t]) noise (DDIMScheduler.add_noise)."""
+        sqrt_a, sqrt_1ma = self.coefficients(t)
+        return sqrt_a * x0 + sqrt_1ma * noise
 
     def move(self, out, x, t_from: int, t_to: int):
         """DDIM (eta = 0) from level t_from to t_to: x' = sqrt(abar[t_to]) x0 + sqrt(1-abar[t_to]) eps.

@@ -4,34 +4,59 @@ import itertools
 import json
 import random
 import re
+import shlex
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
+from jstyleid.check import check_style
+from jstyleid.errors import InputError
 from jstyleid.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images
+from jstyleid.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 validate(config, SCHEMA)
 
 STYLES_DIR = Path(config["styles_dir"])
-STYLES = sorted(p.parent.name for p in STYLES_DIR.glob("*/images") if p.is_dir())
+STYLE_DIRS = sorted(
+    p.name for p in STYLES_DIR.glob("[!.]*") if (p / "images").is_dir() or (p / "prompt.json").is_file()
+)
+# Every style's inputs are checked before any job runs. A refused style is left out (its one line
+# comes back as the failure of its check_inputs job, rules/outcome.smk) and the others run.
+REFUSED = {}
+for style in STYLE_DIRS:
+    try:
+        check_style(STYLES_DIR / style)
+    except InputError as err:
+        REFUSED[style] = str(err)
+        if workflow.is_main_process:
+            logger.warning(f"style {style} refused: {err}")
+STYLES = [style for style in STYLE_DIRS if style not in REFUSED]
 if not STYLES:
-    raise WorkflowError(f"{STYLES_DIR}: no style folders (XX/images/) found; set styles_dir")
+    raise WorkflowError(
+        f"{STYLES_DIR}: no usable style folders (XX/images/, XX/prompt.json) found; "
+        f"set styles_dir" + "".join(f"; {line}" for line in REFUSED.values())
+    )
 for style, overrides in config["styles"].items():
-    if style not in STYLES:
+    if style not in STYLE_DIRS:
         raise WorkflowError(f"config styles: {style!r} is not a style folder under {STYLES_DIR}")
     validate({**config, **overrides}, SCHEMA)
 
+
 wildcard_constraints:
     style="|".join(map(re.escape, STYLES)),
-    gamma=r"[0-9.e+-]+",
-    temperature=r"[0-9.e+-]+",
+    label=r"[^/]+",
+
 
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
+# The per-image store (jstyleid/store.py); in the shell text, not params: moving it invalidates nothing.
+STORE = f" --store {shlex.quote(config['store'])}" if config["store"] else ""
 
 # Resources of the jobs that run a model; `--resources gpu=N` runs N of them at once (3 per GPU: see README).
-MODEL_JOB = dict(mem_mb=config["job_mem_mb"], runtime=config["job_runtime"], gpu=1)
+# Under profiles/slurm-gpu, gpu and gpu_model become `sbatch --gpus=[MODEL:]1`.
+MODEL_JOB = dict(mem_mb=config["job_mem_mb"], runtime=config["job_runtime"], gpu=1, gpu_model=config["gpu_model"])
 LIGHT_JOB = dict(mem_mb=1000, runtime=10)
 
 
@@ -45,6 +70,18 @@ def per_style(key):
     return lambda w: setting(w.style, key)
 
 
+def shown(output, caption, stage, **options):
+    """`output` marked for `snakemake --report`: in its style's category, under `stage`, captioned by
+    report/<caption>.rst (a directory also needs patterns=[...] naming the files to show)."""
+    return report(output, caption=f"../report/{caption}.rst", category="Style {style}", subcategory=stage, **options)
+
+
+def model_param(wildcards, input):
+    """The model a job loads, taken from its input when it is a file (so Snakemake can relocate
+    it, e.g. for remote storage), else the hub id."""
+    return input.model[0] if input.model else MODEL
+
+
 def prompts(style):
     """{file name: prompt as written} of the style's prompt.json."""
     return {safe_filename(p): p for p in read_prompts(STYLES_DIR / style / "prompt.json").values()}
@@ -53,9 +90,6 @@ def prompts(style):
 def style_refs(style):
     """The style reference images: all, a named list, or N picked by a seeded (repeatable) draw."""
     images = style_images(STYLES_DIR / style)
-    stems = [p.stem for p in images]
-    if len(set(stems)) < len(stems):
-        raise WorkflowError(f"{STYLES_DIR / style}/images: two images share a name (their caches would too)")
     choice = setting(style, "style_refs")
     if choice == "all":
         return images
@@ -98,14 +132,69 @@ def files_in(folder, names, suffix):
     return [f"{folder}/{name}{suffix}" for name in names]
 
 
-def sweeps(style):
-    """Wildcards of the sweep's injections: every combination of the sweep lists."""
-    sweep = config["sweep"]
-    if not (sweep["gamma"] or sweep["temperature"]):
+SWEEP_KEYS = ("gamma", "temperature", "layers", "style_refs_mode")
+
+
+def sweep_settings(style):
+    """The injections of the style's `sweep:`, one per combination of its lists (an empty list means
+    the style's own setting), each as dict(label, params, wildcards, outputs, shown). The label names
+    the folder results/XX/sweep/<label>: g{gamma}_t{T}, then the layers and the reference mode when
+    those are swept. `shown`: what the report's column heading says."""
+    sweep = setting(style, "sweep")
+    swept = [key for key in SWEEP_KEYS if sweep.get(key)]
+    if not swept:
         return []
-    gammas = sweep["gamma"] or [setting(style, "gamma")]
-    temperatures = sweep["temperature"] or [setting(style, "temperature")]
-    return [dict(style=style, gamma=g, temperature=t) for g, t in itertools.product(gammas, temperatures)]
+    points = {}
+    for values in itertools.product(*(sweep.get(key) or [setting(style, key)] for key in SWEEP_KEYS)):
+        params = dict(zip(SWEEP_KEYS, values))
+        shown = dict(gamma=params["gamma"], temperature=params["temperature"])
+        if "layers" in swept:
+            shown["layers"] = layers_label(params["layers"])
+        if "style_refs_mode" in swept:
+            shown["style_refs_mode"] = params["style_refs_mode"]
+        label = "_".join(
+            [f"g{params['gamma']}_t{params['temperature']}"]
+            + [str(shown[key]) for key in ("layers", "style_refs_mode") if key in shown]
+        )
+        wildcards = dict(style=style, label=label)
+        points[label] = dict(
+            label=label,
+            params=params,
+            wildcards=wildcards,
+            shown=shown,
+            outputs=expand(rules.inject_sweep.output[0], **wildcards)[0],
+        )
+    return list(points.values())
+
+
+def sweep_params(wildcards):
+    """The settings of one sweep injection, found by its folder label."""
+    points = {p["label"]: p["params"] for p in sweep_settings(wildcards.style)}
+    if wildcards.label not in points:
+        raise WorkflowError(
+            f"results/{wildcards.style}/sweep/{wildcards.label}: not a setting of the sweep "
+            f"(labels: {sorted(points)})"
+        )
+    return points[wildcards.label]
+
+
+def layers_flag(layers):
+    """inject's --layers option for a `layers` setting; none for the spec's six (today's command)."""
+    layers = resolve_layers(layers)
+    return "" if layers == LAYER_PRESETS["spec6"] else "--layers " + " ".join(layers)
+
+
+def refs_mode_flag(mode):
+    return "" if mode == "pool" else f"--refs-mode {mode}"
+
+
+def recorded_layers_flag(style):
+    """invert's --layers: caches hold the features of every layer the style's injections use (its own
+    and its sweep's). Layers among the spec's six need no new caches: those record all six."""
+    used = set(resolve_layers(setting(style, "layers")))
+    for point in sweep_settings(style):
+        used |= set(resolve_layers(point["params"]["layers"]))
+    return "" if used <= set(LAYER_PRESETS["spec6"]) else "--layers " + " ".join(sorted(used))
 
 
 def loss_curve(style):
@@ -127,21 +216,40 @@ def benchmarks():
     files += expand(rules.train_lora.benchmark, style=generated) + expand(rules.generate.benchmark, style=generated)
     for stage in (rules.invert_style, rules.invert_content, rules.inject):
         files += expand(stage.benchmark, style=STYLES)
-    files += [f for style in STYLES for w in sweeps(style) for f in expand(rules.inject_sweep.benchmark, **w)]
-    return files + [rules.submission.benchmark]
+    files += [
+        f
+        for style in STYLES
+        for p in sweep_settings(style)
+        for f in expand(rules.inject_sweep.benchmark, **p["wildcards"])
+    ]
+    return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if evaluating() else [])
 
 
 def report_manifest(wildcards):
     """What the report shows: per style (contents and outputs paired by prompt file name), the
-    benchmark files and the config. A function of wildcards only, so that Snakemake's params
+    benchmark files, the config and the styles refused at start. A function of wildcards only, so that Snakemake's params
     trigger reruns the report when any of it changes."""
     styles = [
-        dict(name=style, prompts=str(STYLES_DIR / style / "prompt.json"),
-             refs=[str(p) for p in style_refs(style)], contents=[str(p) for p in content_images(style)],
-             outputs=expand(rules.inject.output[0], style=style)[0], loss=loss_curve(style),
-             validation=validation_strips(style),
-             sweep=[dict(gamma=w["gamma"], temperature=w["temperature"],
-                         outputs=expand(rules.inject_sweep.output[0], **w)[0]) for w in sweeps(style)])
+        dict(
+            name=style,
+            prompts=str(STYLES_DIR / style / "prompt.json"),
+            refs=[str(p) for p in style_refs(style)],
+            contents=[str(p) for p in content_images(style)],
+            outputs=expand(rules.inject.output[0], style=style)[0],
+            loss=loss_curve(style),
+            validation=validation_strips(style),
+            sweep=[dict(p["shown"], outputs=p["outputs"]) for p in sweep_settings(style)],
+            **candidates_entry(style),
+        )
         for style in STYLES
     ]
-    return json.dumps(dict(styles=styles, benchmarks=benchmarks(), config=config))
+    refused = [dict(style=style, stage="check_inputs", error=line) for style, line in REFUSED.items()]
+    return json.dumps(
+        dict(
+            styles=styles,
+            benchmarks=benchmarks(),
+            config=config,
+            evaluation=report_evaluation(),
+            **({"failures": refused} if refused else {}),
+        )
+    )

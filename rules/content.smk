@@ -3,14 +3,25 @@ rule generate:
     input:
         model=MODEL_INPUT,
         lora=rules.train_lora.output.weights,
+        init=lambda w: init_images(w.style),
+        references=lambda w: candidate_references(w.style),
     output:
-        directory("results/{style}/content"),
+        shown(
+            directory("results/{style}/content"),
+            "content",
+            "2 content images",
+            patterns=["{name}.png"],
+            labels={"style": "{style}", "image": "{name}"},
+        ),
     log:
         "results/logs/generate/{style}.log",
     benchmark:
         "results/benchmarks/generate/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         prompts=lambda w: list(prompts(w.style).values()),
         outs=lambda w, output: files_in(output[0], prompts(w.style), ".png"),
@@ -20,11 +31,10 @@ rule generate:
         resolution=per_style("resolution"),
         seed=per_style("seed"),
         batch_size=config["batch_size"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
+        init=lambda w: init_option(w.style),
+        candidates=lambda w: candidates_option(w.style),
     shell:
         "jstyleid generate --model {params.model:q} --lora {input.lora:q} --prompt {params.prompts:q}"
         " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
         " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
-        " --batch-size {params.batch_size} {params.engine} 2> {log:q}"
+        " --batch-size {params.batch_size}{STORE} {params.init} {params.candidates} {params.engine} 2> {log:q}"

@@ -91,13 +91,18 @@ rule train_lora:
         class_images=lambda w: class_images_dir(w.style) or [],
     output:
         weights="results/{style}/lora/pytorch_lora_weights.safetensors",
-        loss=multiext("results/{style}/lora/loss", ".csv", ".png"),
+        loss=shown(multiext("results/{style}/lora/loss", ".csv", ".png"), "lora_loss", "1 LoRA training"),
     log:
         "results/logs/train_lora/{style}.log",
     benchmark:
         "results/benchmarks/train_lora/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
+        # A resource, not a param: the checkpoint interval changes no result, so it must not trigger a rerun.
+        checkpoint_every=lambda w: setting(w.style, "lora_checkpoint_every"),
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         style_dir=lambda w: STYLES_DIR / w.style,
         out_dir=lambda w, output: Path(output.weights).parent,
@@ -109,11 +114,6 @@ rule train_lora:
         seed=per_style("seed"),
         instance_prompt=lambda w: setting(w.style, "instance_prompt").replace("{style}", w.style),
         levers=lambda w: train_lora_levers(w.style),
-    threads: 1
-    resources:
-        **MODEL_JOB,
-        # A resource, not a param: the checkpoint interval changes no result, so it must not trigger a rerun.
-        checkpoint_every=lambda w: setting(w.style, "lora_checkpoint_every"),
     shell:
         "jstyleid train-lora --model {params.model:q} --style-dir {params.style_dir:q}"
         " --out-dir {params.out_dir:q} --steps {params.steps} --rank {params.rank}"

@@ -5,13 +5,22 @@ rule inject:
         content=rules.invert_content.output[0],
         style=rules.invert_style.output[0],
     output:
-        directory("results/{style}/styleid"),
+        shown(
+            directory("results/{style}/styleid"),
+            "styleid",
+            "3 StyleID outputs",
+            patterns=["{name}.png"],
+            labels={"style": "{style}", "image": "{name}"},
+        ),
     log:
         "results/logs/inject/{style}.log",
     benchmark:
         "results/benchmarks/inject/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         contents=lambda w, input: files_in(input.content, prompts(w.style), ".h5"),
         styles=lambda w, input: files_in(input.style, [p.stem for p in style_refs(w.style)], ".h5"),
@@ -19,23 +28,34 @@ rule inject:
         gamma=per_style("gamma"),
         temperature=per_style("temperature"),
         no_adain=lambda w: "" if setting(w.style, "adain") else "--no-adain",
+        steps=per_style("inversion_steps"),
+        resolution=per_style("resolution"),
+        layers=lambda w: layers_flag(setting(w.style, "layers")),
+        refs_mode=lambda w: refs_mode_flag(setting(w.style, "style_refs_mode")),
         batch_size=config["batch_size"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid inject --model {params.model:q} --content {params.contents:q} --style {params.styles:q}"
         " --out {params.outs:q} --gamma {params.gamma} --temperature {params.temperature}"
-        " --batch-size {params.batch_size} {params.no_adain} {params.engine} 2> {log:q}"
+        " --steps {params.steps} --resolution {params.resolution}"
+        " --batch-size {params.batch_size}{STORE} {params.no_adain} {params.layers} {params.refs_mode}"
+        " {params.engine} 2> {log:q}"
 
 
 use rule inject as inject_sweep with:
     output:
-        directory("results/{style}/sweep/g{gamma}_t{temperature}"),
+        shown(
+            directory("results/{style}/sweep/{label}"),
+            "sweep",
+            "4 sweep",
+            patterns=["{name}.png"],
+            labels={"image": "{name}", "setting": "{label}"},
+        ),
     log:
-        "results/logs/inject_sweep/{style}_g{gamma}_t{temperature}.log",
+        "results/logs/inject_sweep/{style}_{label}.log",
     benchmark:
-        "results/benchmarks/inject_sweep/{style}_g{gamma}_t{temperature}.tsv"
+        "results/benchmarks/inject_sweep/{style}_{label}.tsv"
     params:
-        gamma=lambda w: w.gamma,
-        temperature=lambda w: w.temperature,
+        gamma=lambda w: sweep_params(w)["gamma"],
+        temperature=lambda w: sweep_params(w)["temperature"],
+        layers=lambda w: layers_flag(sweep_params(w)["layers"]),
+        refs_mode=lambda w: refs_mode_flag(sweep_params(w)["style_refs_mode"]),

@@ -9,8 +9,11 @@ rule invert_style:
         "results/logs/invert_style/{style}.log",
     benchmark:
         "results/benchmarks/invert_style/{style}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         role="style",
         images=lambda w: style_refs(w.style),
@@ -18,14 +21,12 @@ rule invert_style:
         steps=per_style("inversion_steps"),
         resolution=per_style("resolution"),
         no_features=NO_FEATURES,
+        layers=lambda w: "" if NO_FEATURES else recorded_layers_flag(w.style),
         batch_size=config["batch_size"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid invert --model {params.model:q} --role {params.role} --image {params.images:q}"
         " --out {params.outs:q} --steps {params.steps} --resolution {params.resolution}"
-        " --batch-size {params.batch_size} {params.no_features} {params.engine} 2> {log:q}"
+        " --batch-size {params.batch_size}{STORE} {params.no_features} {params.layers} {params.engine} 2> {log:q}"
 
 
 use rule invert_style as invert_content with:

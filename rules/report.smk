@@ -9,6 +9,7 @@ rule submission:
     input:
         prompts=expand(STYLES_DIR / "{style}/prompt.json", style=STYLES),
         images=expand(rules.inject.output[0], style=STYLES),
+        candidates=selection_inputs(),
     output:
         directory("results/submission"),
     log:
@@ -18,28 +19,38 @@ rule submission:
     threads: 1
     resources:
         **LIGHT_JOB,
+    params:
+        selection=selection_option,
     shell:
-        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q} 2> {log:q}"
+        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q}"
+        " {params.selection} 2> {log:q}"
 
 
 rule report:
     """results/report/index.html: per style the references, contents and outputs, the LoRA loss
-    curve, the sweep's grid; the time per stage; the config used. It opens offline (images by relative path)."""
+    curve, the sweep's grid; the time per stage; the config used. Self-contained: thumbnails in img/."""
     input:
         refs=[style_refs(style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
-        sweeps=[expand(rules.inject_sweep.output[0], **w) for style in STYLES for w in sweeps(style)],
+        sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
+        scores=rules.evaluate.output if evaluating() else [],
     output:
-        "results/report/index.html",
+        report(
+            directory("results/report"),
+            htmlindex="index.html",
+            caption="../report/html_report.rst",
+            category="Overview",
+        ),
     log:
         "results/logs/report.log",
-    params:
-        manifest=report_manifest,
     threads: 1
     resources:
         **LIGHT_JOB,
+    params:
+        manifest=report_manifest,
+        index=lambda w, output: f"{output[0]}/index.html",
     shell:
-        "jstyleid report --manifest {params.manifest:q} --out {output:q} 2> {log:q}"
+        "jstyleid report --manifest {params.manifest:q} --out {params.index:q} 2> {log:q}"

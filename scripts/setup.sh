@@ -15,8 +15,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 reqs=requirements.txt cons=constraints.txt
 if [ -f "$VENV/.keep-system-torch" ]; then
-  grep -v '^torch==' requirements.txt > "$VENV/requirements.txt"; reqs="$VENV/requirements.txt"
-  grep -v '^torch==' constraints.txt > "$VENV/constraints.txt"; cons="$VENV/constraints.txt"
+  # the system's torch stack (torch, its torchvision, CUDA wheels) replaces the pinned one
+  stack='^(torch|torchvision|triton)==|^(nvidia|cuda)-'
+  grep -Ev "$stack" requirements.txt > "$VENV/requirements.txt"; reqs="$VENV/requirements.txt"
+  grep -Ev "$stack" constraints.txt > "$VENV/constraints.txt"; cons="$VENV/constraints.txt"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" -c "$cons"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .

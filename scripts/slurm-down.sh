@@ -14,5 +14,7 @@ for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
   fi
   rm -f "$pidfile"
 done
-[ "$(readlink /etc/slurm/slurm.conf)" = "$STATE/etc/slurm.conf" ] && rm -f /etc/slurm/slurm.conf
+for conf in slurm.conf gres.conf; do
+  [ "$(readlink "/etc/slurm/$conf")" = "$STATE/etc/$conf" ] && rm -f "/etc/slurm/$conf"
+done
 echo "slurm-down: stopped; state kept in $STATE" >&2

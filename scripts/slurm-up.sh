@@ -2,6 +2,8 @@
 # Brings up a real single-node SLURM on this (Debian 12) machine, as root, without systemd:
 # munge, MariaDB, slurmdbd, slurmctld and slurmd, each started by hand, with all state, logs and
 # pid files under $SLURM_STATE (default /tmp/jstyleid-slurm). Installs the packages if missing.
+# The node has one stand-in GPU of type `standin` (gres gpu, device file /dev/null), so that GPU
+# requests (profiles/slurm-gpu) are scheduled and accounted as on a GPU cluster.
 # Idempotent: a second call finds the daemons running and only waits for the node.
 # Stop it with scripts/slurm-down.sh. Facts this relies on: ../shared/notes/slurm.md.
 set -euo pipefail
@@ -77,8 +79,10 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePass=$MUNGE_SOCKET
 AccountingStoreFlags=job_comment
+AccountingStorageTRES=gres/gpu,gres/gpu:standin
+GresTypes=gpu
 JobAcctGatherType=jobacct_gather/none
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM Gres=gpu:standin:1 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 # slurmdbd.conf: next to slurm.conf, mode 600.
@@ -97,10 +101,14 @@ StoragePass=$DB_PASS
 StorageLoc=slurm_acct_db
 EOF
 mkdir -p /etc/slurm
-if [ -e /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" != "$STATE/etc/slurm.conf" ]; then
-  log "/etc/slurm/slurm.conf exists and is not ours; move it away first"; exit 1
-fi
-ln -sfn "$STATE/etc/slurm.conf" /etc/slurm/slurm.conf
+# The stand-in GPU needs a device file (`Flags=CountOnly` leaves the node INVAL; a file may serve only one GPU).
+echo "NodeName=localhost Name=gpu Type=standin File=/dev/null" > "$STATE/etc/gres.conf"
+for conf in slurm.conf gres.conf; do
+  if [ -e "/etc/slurm/$conf" ] && [ "$(readlink "/etc/slurm/$conf")" != "$STATE/etc/$conf" ]; then
+    log "/etc/slurm/$conf exists and is not ours; move it away first"; exit 1
+  fi
+  ln -sfn "$STATE/etc/$conf" "/etc/slurm/$conf"
+done
 export SLURM_CONF=$STATE/etc/slurm.conf
 
 running slurmdbd || slurmdbd
@@ -109,4 +117,4 @@ running slurmctld || slurmctld
 wait_for slurmctld 30 scontrol ping
 running slurmd || slurmd -N localhost
 wait_for "node localhost" 60 bash -c 'sinfo -h -n localhost -o %T | grep -qE "^(idle|mixed|allocated)$"'
-log "up: $CPUS CPUs, $MEM MB on node localhost; state in $STATE"
+log "up: $CPUS CPUs, $MEM MB, 1 stand-in GPU on node localhost; state in $STATE"

@@ -16,6 +16,7 @@ from jstyleid.schedule import NoiseSchedule
 
 RES = 64
 PROMPT = "style_07"  # the default instance prompt of a folder named 07
+REPRODUCIBLE_ATOL = 1e-5  # same seed, same machine: LoRA weights agree this closely (README, "Reproducibility")
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +108,20 @@ def test_plain_diffusers_loads_the_lora(tiny_model, trained):
 
 
 def test_seeded_and_reproducible(tiny_model, style_dir, tmp_path):
+    """The README's promise: one seed on one machine gives the same LoRA within REPRODUCIBLE_ATOL (CPU
+    kernels may sum in another order from one call to the next, and AdamW turns last-bit differences
+    of near-zero gradients into ~1e-6 weight differences); another seed gives another LoRA."""
     def weights(seed, name):
-        train_lora(_engine(tiny_model), style_images(style_dir), tmp_path / name, prompt=PROMPT, steps=3,
-                   lr=1e-3, resolution=RES, seed=seed)
-        return load_file(tmp_path / name / LORA_FILE)
+        losses = train_lora(_engine(tiny_model), style_images(style_dir), tmp_path / name, prompt=PROMPT,
+                            steps=3, lr=1e-3, resolution=RES, seed=seed)
+        return losses, load_file(tmp_path / name / LORA_FILE)
 
-    first, again, other = weights(0, "a"), weights(0, "b"), weights(1, "c")
-    assert all(np.array_equal(first[k], again[k]) for k in first)
-    assert not all(np.array_equal(first[k], other[k]) for k in first)
+    (loss_first, first), (loss_again, again), (_, other) = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    np.testing.assert_allclose(loss_again, loss_first, rtol=1e-5)
+    for key in first:
+        np.testing.assert_allclose(again[key], first[key], rtol=0, atol=REPRODUCIBLE_ATOL, err_msg=key)
+    # each step moves a weight by about lr = 1e-3; another seed's LoRA is far outside the tolerance
+    assert max(np.abs(first[k] - other[k]).max() for k in first) > 100 * REPRODUCIBLE_ATOL
 
 
 def test_saved_file_reproduces_the_trained_unet(tiny_model, style_dir, tmp_path):

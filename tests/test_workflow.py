@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ["Snakefile", "rules", "schemas", "config.yaml", "profiles"]
+WORKFLOW = ["Snakefile", "rules", "schemas", "config.yaml", "profiles", "report"]
 STYLES = ["01", "02"]
 # Small step counts: these tests are about what reruns, not about the pictures.
 FAST = dict(lora_steps=2, gen_steps=2, inversion_steps=3)
@@ -143,7 +143,7 @@ def test_sweep_reuses_the_caches(workflow):
     snakemake(workflow, "--cores", "2")
     html = (workflow / "results/report/index.html").read_text()
     assert html.count("<h3>Sweep</h3>") == 2 and "<th>gamma 0.25, T 1.5</th><th>gamma 0.5, T 1.5</th>" in html
-    assert 'src="../01/sweep/g0.25_t1.5/Bird.png"' in html and 'src="../02/sweep/g0.5_t1.5/Tree.png"' in html
+    assert 'data-full="../01/sweep/g0.25_t1.5/Bird.png"' in html and 'data-full="../02/sweep/g0.5_t1.5/Tree.png"' in html
 
 
 @pytest.mark.slow
@@ -266,8 +266,8 @@ def test_report_is_offline_with_relative_links(tmp_path):
     out = tmp_path / "results/report/index.html"
     assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
     page = out.read_text()
-    assert 'src="../05/styleid/Red%20apple%20_b_.png"' in page and "Red apple &lt;b&gt;" in page
+    assert 'data-full="../05/styleid/Red%20apple%20_b_.png"' in page and "Red apple &lt;b&gt;" in page
     assert "<td>inject</td><td class=num>1</td><td class=num>12.5</td>" in page
     assert "<h3>Sweep</h3>" in page and "<th>gamma 0.25, T 1.5</th>" in page
-    assert page.count('src="../05/styleid/Red%20apple%20_b_.png"') == 5  # ref, content, output; sweep: both
+    assert page.count('data-full="../05/styleid/Red%20apple%20_b_.png"') == 5  # ref, content, output; sweep: both
     assert "http" not in page

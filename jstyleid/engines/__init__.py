@@ -9,11 +9,14 @@ def load_engine(name: str, model: str, device: str = "auto", dtype: str = "auto"
                 layers=None):
     """Load `model` (see jstyleid.models.resolve_model) on the named engine.
 
-    `layers`: the injected self-attention layers (default: the spec's six decoder layers).
+    `layers`: the injected self-attention layers, module paths or presets of jstyleid.layers
+    (default: the spec's six decoder layers).
     """
+    from ..layers import resolve_layers
     from .base import INJECTED_LAYERS
 
-    options = dict(device=device, dtype=dtype, lora=lora, layers=INJECTED_LAYERS if layers is None else layers)
+    options = dict(device=device, dtype=dtype, lora=lora,
+                   layers=INJECTED_LAYERS if layers is None else resolve_layers(layers))
     if name == "torch":
         from .torch import TorchEngine
 
@@ -37,5 +40,6 @@ def add_engine_arguments(parser, layers: bool = False) -> None:
         from .base import INJECTED_LAYERS
 
         parser.add_argument("--layers", nargs="+", default=list(INJECTED_LAYERS), metavar="LAYER",
-                            help="injected self-attention layers (diffusers module paths); default: the "
-                                 "spec's up_blocks.{2,3}.attentions.{0,1,2}.transformer_blocks.0.attn1")
+                            help="injected self-attention layers: diffusers module paths or the presets "
+                                 "spec6 (the default: up_blocks.{2,3}.attentions.{0,1,2}.transformer_blocks.0.attn1) "
+                                 "and sd21_7to11 (StyleID's advice for SD 2.1: decoder layers 7-11)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,6 +23,17 @@ INJECTED_LAYERS = tuple(
 )
 
 Tensor = Any
+# train-lora's output inside its folder (diffusers' name); both engines' loaders accept the folder.
+LORA_FILE = "pytorch_lora_weights.safetensors"
+
+
+def lora_file(path) -> Path:
+    """The LoRA file a --lora argument names: the file itself, or LORA_FILE inside a folder."""
+    path = Path(path)
+    file = path / LORA_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(file, "LoRA file not found")
+    return file
 
 
 @dataclass
@@ -107,6 +119,7 @@ class Engine(ABC):
     fingerprint: str
     unet_config: dict
     injected_layers: Sequence[str] = INJECTED_LAYERS
+    lora_files: tuple = ()  # the LoRAs load_lora applied, in order (their hashes key generated images)
 
     def check_resolution(self, resolution: int) -> None:
         multiple = 8 * self.vae_scale_factor  # the U-Net halves the latent three times

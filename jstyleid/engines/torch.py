@@ -82,6 +82,7 @@ class TorchEngine(Engine):
         from .torch_lora import load_lora
 
         load_lora(self.unet_model, self.text_encoder, path)
+        self.lora_files += (path,)
 
     # -- tensors ----------------------------------------------------------------------------
     def tensor(self, array):

@@ -8,14 +8,13 @@ gives the same numbers. State dicts are numpy arrays under diffusers' LoRA key n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dreambooth import LORA_FILE, TEXT_ENCODER_PREFIX
+from ..dreambooth import TEXT_ENCODER_PREFIX
 from ..errors import InputError
+from .base import lora_file
 
 ADAPTER = "default"
 TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # diffusers' train_dreambooth_lora.py
@@ -27,10 +26,7 @@ def load_lora(unet, text_encoder, path) -> None:
     from diffusers import StableDiffusionPipeline
     from safetensors import SafetensorError
 
-    path = Path(path)
-    file = path / LORA_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(file, "LoRA file not found")
+    file = lora_file(path)
     try:  # the pipeline's class methods also convert other common LoRA formats (kohya, A1111)
         state_dict, alphas, metadata = StableDiffusionPipeline.lora_state_dict(
             str(file.parent), weight_name=file.name, local_files_only=True, return_lora_metadata=True)

@@ -84,6 +84,7 @@ class JittorEngine(Engine):
         from .lora import load_unet_lora
 
         load_unet_lora(self.unet_model, path)
+        self.lora_files += (path,)
 
     # -- tensors ----------------------------------------------------------------------------
     def tensor(self, array):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...dreambooth import LORA_FILE
 from ...errors import InputError
+from ..base import lora_file
 from . import import_jittor
 
 jt = import_jittor()
@@ -68,10 +68,7 @@ def _read_lora_file(path) -> tuple[Path, dict[str, np.ndarray]]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    path = Path(path)
-    file = path / LORA_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(file, "LoRA file not found")
+    file = lora_file(path)
     try:
         return file, load_file(str(file))
     except (OSError, SafetensorError) as err:

@@ -1,0 +1,95 @@
+"""CLIP-IQA: "Good photo." vs "Bad photo.", as jdiff_checker's clip_iqa_api computes it.
+
+The scorer calls torchmetrics' `CLIPImageQualityAssessment(prompts=("quality",))` with its default
+model "clip_iqa" (piq's CLIP ResNet-50 without positional embedding, ~/.cache/clip/RN50.pt, and the
+tokenizer of openai/clip-vit-base-patch16) on each style's images, and takes the mean per style,
+then over styles. It feeds the images as `ToTensor()(img) * 255`, floats in 0..255, with the metric's
+default data_range=1.0: torchmetrics divides by data_range, so piq's network sees pixels 255 times too
+bright (then CLIP-normalised). Two scalings, chosen by `scaling`:
+
+- "correct" (default): the network sees the pixels as it was trained to. For "clip_iqa" the images
+  are fed in [0, 1]; for a transformers CLIP model (any folder or cached hub id given instead of
+  "clip_iqa") they are fed in 0..255, because its CLIPProcessor rescales by 1/255 itself.
+- "challenge": 0..255 floats with data_range=1.0 whatever the model, the scorer's numbers (for a
+  transformers CLIP model the two scalings coincide).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .weights import Unavailable, hugging_face
+
+NAME = "clip_iqa"
+PIQ_MODEL = "clip_iqa"
+PIQ_WEIGHTS = Path("~/.cache/clip/RN50.pt")  # where piq's clip.load() reads (or would download) them
+PIQ_TOKENIZER = "openai/clip-vit-base-patch16"  # what torchmetrics loads the tokenizer from
+SCALINGS = ("correct", "challenge")
+
+
+def pixel_scale(spec: str, scaling: str) -> float:
+    """What the [0, 1] image tensor is multiplied by before the metric (data_range stays 1.0)."""
+    return 1.0 if scaling == "correct" and spec == PIQ_MODEL else 255.0
+
+
+class ClipIqa:
+    name = NAME
+
+    def __init__(self, spec: str, scaling: str = "correct"):
+        if scaling not in SCALINGS:
+            raise ValueError(f"CLIP-IQA scaling must be one of {SCALINGS}, not {scaling!r}")
+        self.spec, self.scale = spec, pixel_scale(spec, scaling)
+        if spec == PIQ_MODEL:
+            try:
+                import piq  # noqa: F401
+            except ImportError:
+                raise Unavailable("clip_iqa: the piq package (piq==0.8.0) is not installed") from None
+            weights = PIQ_WEIGHTS.expanduser()
+            if not weights.is_file():
+                raise Unavailable(f"{weights}: piq's CLIP weights are not on this machine (never downloaded)")
+            hugging_face(PIQ_TOKENIZER)
+            self.weights = f"{weights} + {PIQ_TOKENIZER} tokenizer"
+        else:
+            self.folder = hugging_face(spec)
+            self.weights = spec
+        self.weights += f" (scaling: {scaling})"
+
+    def _local_clip(self):
+        from transformers import CLIPModel, CLIPProcessor
+
+        model = CLIPModel.from_pretrained(self.folder, local_files_only=True)
+        for name in ("get_text_features", "get_image_features"):
+            setattr(model, name, _projected_tensor(getattr(model, name)))
+        return model, CLIPProcessor.from_pretrained(self.folder, local_files_only=True)
+
+    def load(self, device: str):
+        self.device = device
+        from torchmetrics.multimodal import CLIPImageQualityAssessment
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        model = PIQ_MODEL if self.spec == PIQ_MODEL else self._local_clip
+        self.metric = CLIPImageQualityAssessment(model_name_or_path=model, prompts=("quality",)).to(self.device)
+
+    def style(self, generated: Sequence, references=None, **_) -> dict:
+        import torch
+        from PIL import Image
+        from torchvision.transforms import functional as F
+
+        self.metric.reset()
+        for path in generated:  # one at a time: images of a style may differ in size
+            image = F.to_tensor(Image.open(path).convert("RGB")) * self.scale
+            self.metric.update(image[None].to(self.device))
+        probs = torch.atleast_1d(self.metric.compute()).double()
+        return {"value": probs.mean().item()}
+
+
+def _projected_tensor(features):
+    """torchmetrics 1.9 takes get_*_features() for the projected tensor; transformers 5 returns an
+    output object holding it as pooler_output."""
+    def call(*args, **kwargs):
+        out = features(*args, **kwargs)
+        return getattr(out, "pooler_output", out)
+
+    return call

@@ -1,0 +1,77 @@
+"""CLIP-R: does CLIP find each image's own prompt among its top 5, as jdiff_checker's score_api
+(get_clip_r_score with clip_r_api) computes it.
+
+The scorer runs `openai/clip-vit-large-patch14` (transformers CLIPModel + CLIPProcessor) on each
+generated image against candidate texts `list(set(words + [own]))`, where words are the lines of
+clip_r_prompts.txt stripped and lower-cased, and `own` -- the image's prompt -- is its *file name* up
+to the first dot, lower-cased (`name.split(".")[0].lower()`: "Mr. Bean.png" gives "mr"). The image
+counts when `own` is among the 5 texts of highest softmax(logits_per_image); the value is
+correct / total over all images of all styles (pooled, not a mean of per-style ratios).
+
+Here the candidates are the own-prompts of every image of every style in the run plus, optionally,
+the lines of a word-list file (`words`), deduplicated; with the challenge's clip_r_prompts.txt as
+the word list and every prompt in it (as in the challenge), that is the scorer's candidate set.
+The candidate order does not change the top 5 (except for exact ties); they are sorted here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import InputError
+from .weights import hugging_face
+
+NAME = "clip_r"
+TOP_K = 5
+
+
+def own_prompt(path) -> str:
+    return Path(path).name.split(".")[0].lower()
+
+
+def read_words(path) -> list[str]:
+    try:
+        return [line.strip().lower() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except OSError as err:
+        raise InputError(path, f"cannot read the CLIP-R word list ({err.strerror})") from None
+
+
+class ClipR:
+    name = NAME
+
+    def __init__(self, spec: str, batch_size: int = 8):
+        self.weights = spec
+        self.folder = hugging_face(spec)
+        self.batch_size = batch_size
+        self.candidates: list[str] = []
+
+    def set_candidates(self, images: Sequence, words_file: str = ""):
+        words = read_words(words_file) if words_file else []
+        self.candidates = sorted(set(words) | {own_prompt(p) for p in images})
+
+    def load(self, device: str):
+        self.device = device
+        from transformers import CLIPModel, CLIPProcessor
+
+        self.processor = CLIPProcessor.from_pretrained(self.folder, local_files_only=True)
+        self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
+
+    def style(self, generated: Sequence, references=None, **_) -> dict:
+        import torch
+        from PIL import Image
+
+        index = {text: i for i, text in enumerate(self.candidates)}
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(generated), self.batch_size):
+                paths = generated[i:i + self.batch_size]
+                images = [Image.open(p).convert("RGB") for p in paths]
+                inputs = self.processor(text=self.candidates, images=images, return_tensors="pt", padding=True)
+                probs = self.model(**inputs.to(self.device)).logits_per_image.softmax(dim=1)
+                top = torch.topk(probs, min(TOP_K, len(self.candidates)), dim=1).indices.tolist()
+                correct += sum(index[own_prompt(p)] in row for p, row in zip(paths, top))
+        return {"value": correct / len(generated), "correct": correct, "total": len(generated)}
+
+    def overall(self, styles: Sequence[dict]) -> float:
+        return sum(s["correct"] for s in styles) / sum(s["total"] for s in styles)

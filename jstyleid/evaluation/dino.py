@@ -1,0 +1,52 @@
+"""DINO: style similarity by DINOv2 features, as jdiff_checker's dino_api computes it.
+
+The scorer runs `facebook/dinov2-base` (transformers AutoModel and its AutoImageProcessor) on each
+image opened with PIL, takes `pooler_output` (the layer-normed CLS token) and the cosine similarity
+of every generated x reference pair of a style; the mean over references, then over the generated
+images gives the style's value, and the mean over styles the overall one. Here each image's feature
+is computed once (in batches) rather than once per pair: the same numbers up to float rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .weights import hugging_face
+
+NAME = "dino"
+
+
+class Dino:
+    name = NAME
+
+    def __init__(self, spec: str, batch_size: int = 8):
+        self.weights = spec
+        self.folder = hugging_face(spec)
+        self.batch_size = batch_size
+
+    def load(self, device: str):
+        self.device = device
+        from transformers import AutoImageProcessor, AutoModel
+
+        self.processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True)
+        self.model = AutoModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
+
+    def features(self, paths):
+        import torch
+        from PIL import Image
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(paths), self.batch_size):
+                images = [Image.open(p).convert("RGB") for p in paths[i:i + self.batch_size]]
+                inputs = self.processor(images=images, return_tensors="pt").to(self.device)
+                out.append(self.model(**inputs).pooler_output.float())
+        return torch.cat(out)
+
+    def style(self, generated: Sequence, references: Sequence, **_) -> dict:
+        import torch
+
+        gen, ref = self.features(list(generated)), self.features(list(references))
+        cosine = torch.nn.functional.cosine_similarity(gen[:, None], ref[None], dim=-1)  # images x refs
+        per_image = cosine.double().mean(dim=1)
+        return {"value": per_image.mean().item()}

@@ -1,0 +1,58 @@
+"""LPIPS: perceptual distance to the style's references, as jdiff_checker's lpips_api computes it.
+
+The scorer resizes every image with PIL to 256 x 256 (torchvision Resize((256, 256)), bilinear with
+antialiasing), scales it to [-1, 1] (ToTensor, then 2x - 1), keeps the first three channels, stacks
+every generated x reference pair of a style and calls torchmetrics' LPIPS with net_type="squeeze"
+(mean over the pairs). The style's value is that mean; overall, the mean over styles.
+Weights: torchvision's SqueezeNet 1.1 (ImageNet) from torch.hub's checkpoint folder, plus the LPIPS
+linear layers shipped inside torchmetrics.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .weights import torch_hub_checkpoint
+
+NAME = "lpips"
+SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"  # torchvision SqueezeNet1_1_Weights.IMAGENET1K_V1
+
+
+def lpips_input(path):
+    """3 x 256 x 256 float in [-1, 1], the scorer's transform."""
+    from PIL import Image
+    from torchvision.transforms import functional as F
+
+    image = Image.open(path).convert("RGB")  # = the scorer's [:3] for RGB(A); it fails on grey images
+    return F.to_tensor(F.resize(image, [256, 256])) * 2 - 1
+
+
+class Lpips:
+    name = NAME
+
+    def __init__(self, hub_dir: str, batch_size: int = 16):
+        self.weights = str(torch_hub_checkpoint(SQUEEZENET_FILE, hub_dir))
+        self.hub_dir, self.batch_size = hub_dir, batch_size
+
+    def load(self, device: str):
+        self.device = device
+        import torch
+        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+        if self.hub_dir:
+            torch.hub.set_dir(self.hub_dir)
+        self.metric = LearnedPerceptualImagePatchSimilarity(net_type="squeeze", reduction="mean").to(self.device)
+
+    def style(self, generated: Sequence, references: Sequence, **_) -> dict:
+        import torch
+
+        gen = [lpips_input(p) for p in generated]
+        ref = [lpips_input(p) for p in references]
+        pairs = [(g, r) for g in gen for r in ref]
+        self.metric.reset()
+        with torch.no_grad():
+            for i in range(0, len(pairs), self.batch_size):
+                chunk = pairs[i:i + self.batch_size]
+                self.metric.update(torch.stack([g for g, _ in chunk]).to(self.device),
+                                   torch.stack([r for _, r in chunk]).to(self.device))
+            return {"value": self.metric.compute().item()}

@@ -1,0 +1,97 @@
+"""Selection by score, and what the `evaluate`/`select` settings make the workflow (re)run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from jstyleid.errors import InputError
+from jstyleid.evaluation.select import choose
+from test_workflow import copy_workflow, edit_config, pending, snakemake
+
+UNAVAILABLE = {"status": "unavailable", "reason": "no weights"}
+
+
+def synthetic_scores(folders):
+    """Scores of one style's content, default output and three sweep settings."""
+    rows = {"content": dict(hist=0.99, lpips=0.1), "styleid": dict(hist=0.40, lpips=0.5),
+            "g0.25_t1.5": dict(hist=0.62, lpips=0.3), "g0.5_t1.5": dict(hist=0.55, lpips=0.2),
+            "g0.75_t2": dict(hist=0.10, lpips=0.6)}
+    metrics = {p: UNAVAILABLE for p in ("dino", "fid", "clip_iqa", "clip_r")}
+    return dict(metrics={**metrics, "hist": {"status": "ok"}, "lpips": {"status": "ok"}},
+                styles={"05": {label: dict(row, outputs=str(folders[label])) for label, row in rows.items()}})
+
+
+def test_selection_picks_the_best_stylised_setting(tmp_path):
+    scores = synthetic_scores({label: tmp_path / label for label in
+                               ("content", "styleid", "g0.25_t1.5", "g0.5_t1.5", "g0.75_t2")})
+    best = choose(scores, "hist", "05")  # content (0.99) is not a candidate
+    assert (best["setting"], best["runner_up"]) == ("g0.25_t1.5", "g0.5_t1.5")
+    assert best["margin"] == pytest.approx(0.07) and best["outputs"] == str(tmp_path / "g0.25_t1.5")
+    assert choose(scores, "lpips", "05")["setting"] == "g0.5_t1.5"  # lower is better
+    with pytest.raises(InputError, match="select: final is unavailable"):
+        choose(scores, "final", "05")
+    with pytest.raises(InputError, match="dino is unavailable"):
+        choose(scores, "dino", "05")
+
+
+def test_submission_takes_the_selected_setting(tmp_path):
+    from PIL import Image
+
+    from jstyleid.cli import main
+
+    (tmp_path / "data/05").mkdir(parents=True)
+    (tmp_path / "data/05/prompt.json").write_text(json.dumps({"0": "Ring"}))
+    folders = {}
+    for i, label in enumerate(("content", "styleid", "g0.25_t1.5", "g0.5_t1.5", "g0.75_t2")):
+        folders[label] = tmp_path / label
+        folders[label].mkdir()
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folders[label] / "Ring.png")
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps(synthetic_scores(folders)))
+    out = tmp_path / "sub"
+    assert main(["submission", "--prompts", str(tmp_path / "data/05/prompt.json"), "--images", str(folders["styleid"]),
+                 "--out", str(out), "--scores", str(scores), "--select", "hist"]) == 0
+    assert (out / "05/Ring.png").read_bytes() == (folders["g0.25_t1.5"] / "Ring.png").read_bytes()
+    mapping = json.loads((out / "mapping.json").read_text())
+    assert mapping["selection"]["05"]["setting"] == "g0.25_t1.5" and mapping["05"][0]["file"] == "05/Ring.png"
+    assert mapping["selection"]["05"]["margin"] == pytest.approx(0.07)
+
+
+def test_evaluation_is_off_by_default(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    assert not any(rule == "evaluate" for rule, _ in pending(workdir))
+    edit_config(workdir, evaluate=True)
+    assert ("evaluate", "*") in pending(workdir)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """The workflow with a gamma sweep, run once to completion (no evaluation)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("swept") / "wf")
+    edit_config(workdir, sweep={"gamma": [0.25, 0.5], "temperature": []})
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.mark.slow
+def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
+    workflow = shutil.copytree(swept, tmp_path / "wf", symlinks=True)
+    edit_config(workflow, select="hist")
+    assert pending(workflow) == {("evaluate", "*"), ("submission", "*"), ("report", "*")}
+    snakemake(workflow, "--cores", "2")
+    scores = json.loads((workflow / "results/eval/scores.json").read_text())
+    mapping = json.loads((workflow / "results/submission/mapping.json").read_text())
+    for style in ("01", "02"):
+        rows = {k: v for k, v in scores["styles"][style].items() if k != "content"}
+        assert set(rows) == {"styleid", "g0.25_t1.5", "g0.5_t1.5"}
+        assert mapping["selection"][style]["setting"] == max(rows, key=lambda k: rows[k]["hist"])
+    assert scores["metrics"]["hist"]["status"] == "ok" and scores["overall"]["styleid"]["final"] is None
+    html = (workflow / "results/report/index.html").read_text()
+    assert "<h2>Scores</h2>" in html and "(submitted)" in html and (workflow / "results/report/scores.png").is_file()
+    edit_config(workflow, styles={"02": {"select": None}})  # one style back to the default output
+    assert pending(workflow) == {("submission", "*"), ("report", "*")}
+    edit_config(workflow, select=None, styles={})
+    assert pending(workflow) == {("submission", "*"), ("report", "*")}

@@ -1,0 +1,331 @@
+"""The challenge's scores: Hist against hand-computed values, the final formula, unavailable parts,
+and every weighted part through its real library code on random networks saved where the library
+reads weights (so only the weights differ from a real run)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jstyleid.evaluation import available_metrics, build, score_styles
+from jstyleid.evaluation import hist
+from jstyleid.evaluation.score import PARTS, final_score
+from jstyleid.evaluation.weights import Unavailable
+
+# BGR colours and what the scorer's arithmetic makes of them, worked out by hand:
+# rgb code = 16 * (G // 16) + R // 16 (blue wraps away in uint8);
+# OpenCV HSV (H = degrees / 2): hue degrees = 2 * H mod 256, code = 9 * hue bin + 3 * S bin + V bin.
+RED = (0, 0, 255)        # rgb 15;  H 0   -> 0 deg   -> hue bin 0; S 2, V 2 -> code 8
+MAGENTA = (255, 0, 255)  # rgb 15;  H 150 -> 300 deg wraps to 44 -> hue bin 2 (not 6) -> code 26
+BLACK = (0, 0, 0)        # rgb 0;   H 0, S 0, V 0 -> code 0
+BLUE = (255, 0, 0)       # rgb 0;   H 120 -> 240 deg -> hue bin 5 -> code 53
+WHITE = (255, 255, 255)  # rgb 255; H 0, S 0, V 2 -> code 2
+
+
+def write_bgr(path, pixels):
+    """A 2 x 2 PNG from four BGR pixels (PIL writes RGB)."""
+    rgb = np.array([[p[::-1] for p in pixels[:2]], [p[::-1] for p in pixels[2:]]], dtype=np.uint8)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def pearson(a: dict, b: dict, bins: int) -> float:
+    """Correlation of two histograms given as {bin: count}, from the definition."""
+    x = [a.get(i, 0.0) for i in range(bins)]
+    y = [b.get(i, 0.0) for i in range(bins)]
+    mx, my = sum(x) / bins, sum(y) / bins
+    cov = sum((u - mx) * (v - my) for u, v in zip(x, y))
+    return cov / math.sqrt(sum((u - mx) ** 2 for u in x) * sum((v - my) ** 2 for v in y))
+
+
+def test_hist_equals_hand_computed_values(tmp_path):
+    gen = [write_bgr(tmp_path / "g0.png", [RED, RED, MAGENTA, BLACK]),
+           write_bgr(tmp_path / "g1.png", [BLUE, WHITE, WHITE, MAGENTA])]
+    refs = [write_bgr(tmp_path / "r0.png", [BLUE, BLUE, BLUE, BLUE]),
+            write_bgr(tmp_path / "r1.png", [RED, RED, WHITE, BLACK])]
+    ref_rgb = {0: (4 + 1) / 2, 15: 2 / 2, 255: 1 / 2}
+    ref_hsv = {53: 4 / 2, 8: 2 / 2, 2: 1 / 2, 0: 1 / 2}
+    gen_rgb = [{15: 3, 0: 1}, {0: 1, 255: 2, 15: 1}]
+    gen_hsv = [{8: 2, 26: 1, 0: 1}, {53: 1, 2: 2, 26: 1}]
+    rgb = sum(pearson(ref_rgb, g, 4096) for g in gen_rgb) / 2
+    hsv = sum(pearson(ref_hsv, g, 72) for g in gen_hsv) / 2
+    assert hist.hist_score(gen, refs) == pytest.approx((rgb + hsv) / 2, abs=1e-9)
+    # the quirks themselves: blue does not count, magenta's hue lands in bin 2
+    image = hist.read_bgr(gen[0])
+    assert hist.rgb_histogram(image)[15, 0] == 3 and hist.rgb_histogram(image).sum() == 4
+    assert sorted(hist.hsv_codes(image).ravel().tolist()) == [0, 8, 8, 26]
+
+
+def test_hsv_code_71_is_dropped_as_calchist_drops_it():
+    import cv2
+
+    codes = np.array([[71, 70, 0, 71], [35, 71, 8, 53]], dtype=np.uint8)
+    ours = hist.hsv_histogram(codes)
+    assert ours[71, 0] == 0 and ours[70, 0] == 1 and ours.sum() == 5 and ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, cv2.calcHist([codes], [0], None, [72], [0, 71]))
+
+
+def rederived_hist(gen_paths, ref_paths):
+    """The scorer's Hist, re-derived pixel by pixel in plain Python (float32 reference mean)."""
+    import cv2
+
+    def hists(path):
+        bgr = cv2.imread(str(path))
+        hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+        rgb, codes = np.zeros(4096, np.float32), np.zeros(72, np.float32)
+        for (b, g, r), (h, s, v) in zip(bgr.reshape(-1, 3).tolist(), hsv.reshape(-1, 3).tolist()):
+            rgb[(((b // 16) * 16 * 16) % 256 + (g // 16) * 16 + r // 16) % 256] += 1
+            deg = (2 * h) % 256
+            hue = next((i for i, top in enumerate([20, 40, 75, 155, 190, 270, 295, 315]) if deg <= top), 0)
+            code = 9 * hue + 3 * (0 if s <= 51 else 1 if s <= 178 else 2) + (0 if v <= 51 else 1 if v <= 178 else 2)
+            if code < 71:
+                codes[code] += 1
+        return rgb, codes
+
+    refs = [hists(p) for p in ref_paths]
+    mean = [sum((r[k] for r in refs), np.zeros_like(refs[0][k])) / np.float32(len(refs)) for k in (0, 1)]
+    scores = [[pearson(dict(enumerate(mean[k].tolist())), dict(enumerate(hists(p)[k].tolist())), len(mean[k]))
+               for p in gen_paths] for k in (0, 1)]
+    return (sum(scores[0]) / len(gen_paths) + sum(scores[1]) / len(gen_paths)) / 2
+
+
+def test_hist_equals_rederivation_on_random_pictures(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    assert hist.hist_score(paths[:2], paths[2:]) == pytest.approx(rederived_hist(paths[:2], paths[2:]), abs=1e-9)
+
+
+def test_final_formula_on_given_parts():
+    parts = dict(dino=0.5, hist=0.6, lpips=0.7, fid=30.0, clip_iqa=0.4, clip_r=0.8)
+    assert final_score(parts) == pytest.approx((0.1 + 0.24 + 0.12) * (0.4 + 0.0 + 0.04))
+    assert final_score({**parts, "fid": 5.0}) == pytest.approx((0.1 + 0.24 + 0.12) * (0.4 + 0.4 * 15 / 20 + 0.04))
+    assert final_score({**parts, "clip_r": None}) is None
+
+
+def test_missing_weights_are_unavailable_and_no_final(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # piq's ~/.cache/clip
+    metrics, status = available_metrics(PARTS, dict(dino="no-such/model", clip=str(tmp_path / "nothing")))
+    assert list(metrics) == ["hist"] and status["hist"]["status"] == "ok"
+    for part in PARTS[1:]:
+        assert status[part]["status"] == "unavailable" and status[part]["reason"], part
+    assert "not in the local Hugging Face cache" in status["dino"]["reason"]
+    assert "squeezenet1_1-b8a52dc0.pth" in status["lpips"]["reason"]
+    g = write_bgr(tmp_path / "g.png", [RED, RED, BLUE, BLACK])
+    r = write_bgr(tmp_path / "r.png", [RED, WHITE, BLUE, BLACK])
+    styles = [dict(name="00", refs=[r], settings=[dict(label="styleid", outputs=str(tmp_path), images=[g])])]
+    per_style, overall = score_styles(styles, metrics, "cpu")
+    assert overall["styleid"]["hist"] == pytest.approx(hist.hist_score([g], [r]))
+    assert overall["styleid"]["final"] is None and "dino" not in per_style["00"]["styleid"]
+
+
+# The weighted parts on random networks of the scorer's classes, saved where the libraries read them.
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+    import torchvision
+    from transformers import (BitImageProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
+                              CLIPTokenizer, Dinov2Config, Dinov2Model)
+
+    from jstyleid.evaluation.fid import INCEPTION_FILE
+    from jstyleid.evaluation.lpips import SQUEEZENET_FILE
+    from jstyleid.presets import write_clip_tokenizer
+
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                             image_size=28, patch_size=14)).save_pretrained(root / "dino")
+    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28},
+                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root / "dino")
+    vocab = write_clip_tokenizer(root / "tokenizer")
+    CLIPModel(CLIPConfig(
+        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77),
+        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16)).save_pretrained(root / "clip")
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer")).save_pretrained(root / "clip")
+    checkpoints = root / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), checkpoints / SQUEEZENET_FILE)
+    with pytest.MonkeyPatch.context() as patch:  # build torch-fidelity's InceptionV3 without its weights
+        patch.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
+        inception = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["64"])
+    torch.save(inception.state_dict(), checkpoints / INCEPTION_FILE)
+    return dict(dino=str(root / "dino"), clip=str(root / "clip"), clip_iqa=str(root / "clip"), torch_home=root / "torch")
+
+
+@pytest.fixture
+def torch_home(random_weights, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(random_weights["torch_home"]))
+    return random_weights
+
+
+@pytest.fixture
+def two_styles(tmp_path):
+    """Two styles of smooth random pictures: 3 generated (named by prompt) and 3 references each."""
+    from conftest import write_image
+
+    styles = []
+    for s, prompts in enumerate([["Cat", "Red tree", "Ship"], ["Dog", "Moon", "A house"]]):
+        (tmp_path / f"{s}").mkdir()
+        gen = [write_image(tmp_path / f"{s}" / f"{p}.png", seed=10 * s + i, size=(40, 36)) for i, p in enumerate(prompts)]
+        refs = [write_image(tmp_path / f"ref{s}_{i}.png", seed=100 + 10 * s + i, size=(48, 48)) for i in range(3)]
+        styles.append((gen, refs))
+    return styles
+
+
+def test_dino_is_the_mean_pairwise_cosine_of_pooler_outputs(torch_home, two_styles):
+    import torch
+    from transformers import AutoImageProcessor, AutoModel
+
+    gen, refs = two_styles[0]
+    metric = build("dino", dict(dino=torch_home["dino"]))
+    metric.load("cpu")
+    processor = AutoImageProcessor.from_pretrained(torch_home["dino"])
+    model = AutoModel.from_pretrained(torch_home["dino"])
+
+    def pooled(path):
+        with torch.no_grad():
+            return model(**processor(images=Image.open(path), return_tensors="pt")).pooler_output
+
+    expected = np.mean([np.mean([torch.nn.functional.cosine_similarity(pooled(r), pooled(g)).item() for r in refs])
+                        for g in gen])
+    assert metric.style(gen, refs)["value"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_lpips_is_torchmetrics_squeeze_lpips_over_all_pairs(torch_home, two_styles):
+    import torch
+    from torchmetrics.functional.image.lpips import learned_perceptual_image_patch_similarity
+    from torchvision.transforms import Compose, Lambda, Resize, ToTensor
+
+    gen, refs = two_styles[0]
+    metric = build("lpips", {})
+    assert metric.weights.startswith(str(torch_home["torch_home"]))
+    metric.load("cpu")
+    transform = Compose([Resize((256, 256)), ToTensor(), Lambda(lambda x: x * 2 - 1)])
+    a = torch.stack([transform(Image.open(g))[:3] for g in gen for _ in refs])
+    b = torch.stack([transform(Image.open(r))[:3] for _ in gen for r in refs])
+    expected = learned_perceptual_image_patch_similarity(a, b, net_type="squeeze").item()
+    assert metric.style(gen, refs)["value"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_fid_per_style_and_pooled_over_styles(torch_home, two_styles):
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchvision.transforms import ToTensor
+
+    metric = build("fid", {})
+    metric.load("cpu")
+    results = [metric.style(gen, refs) for gen, refs in two_styles]
+
+    def fid(pairs):
+        reference = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=metric.weights)
+        for gen, refs in pairs:
+            for r in refs:
+                reference.update((ToTensor()(Image.open(r)) * 255).byte()[None], real=True)
+            for g in gen:
+                reference.update((ToTensor()(Image.open(g)) * 255).byte()[None], real=False)
+        return reference.compute().item()
+
+    assert results[1]["value"] == pytest.approx(fid([two_styles[1]]), rel=1e-6)
+    pooled = fid(two_styles)
+    assert metric.overall(results) == pytest.approx(pooled, rel=1e-6) and pooled != pytest.approx(results[0]["value"])
+
+
+def test_clip_iqa_is_torchmetrics_clip_iqa_and_scaling_switch(torch_home, two_styles):
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    from jstyleid.evaluation.clip_iqa import pixel_scale
+
+    gen, _ = two_styles[0]
+    metric = build("clip_iqa", dict(clip_iqa=torch_home["clip"]))
+    metric.load("cpu")
+    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    with torch.no_grad():  # the metric's formula: softmax(100 cos(image, ["Good photo.", "Bad photo."]))[0]
+        text = model.get_text_features(**processor(text=["Good photo.", "Bad photo."], return_tensors="pt", padding=True))
+        image = model.get_image_features(**processor(images=[Image.open(g) for g in gen], return_tensors="pt"))
+    text, image = (getattr(t, "pooler_output", t) for t in (text, image))
+    cosine = torch.nn.functional.normalize(image, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
+    expected = (100 * cosine).softmax(dim=-1)[:, 0].mean().item()
+    value = metric.style(gen)["value"]
+    assert value == pytest.approx(expected, abs=1e-6) and 0 < value < 1
+    # piq's model (the challenge's) sees [0, 1] pixels by default, the scorer's 0..255 with `challenge`
+    assert (pixel_scale("clip_iqa", "correct"), pixel_scale("clip_iqa", "challenge")) == (1.0, 255.0)
+    assert pixel_scale(torch_home["clip"], "correct") == 255.0  # CLIPProcessor divides by 255 itself
+
+
+def test_clip_r_counts_own_prompt_in_top5_pooled(torch_home, two_styles, tmp_path):
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    words = tmp_path / "words.txt"
+    words.write_text("Cat\nBird\nRiver\nCar\n")
+    metric = build("clip_r", dict(clip=torch_home["clip"]))
+    images = [p for gen, _ in two_styles for p in gen]
+    metric.set_candidates(images, str(words))
+    metric.load("cpu")
+    results = [metric.style(gen) for gen, _ in two_styles]
+    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    texts = sorted({"cat", "bird", "river", "car", "dog", "moon", "a house", "red tree", "ship"})
+    correct = 0
+    for path in images:
+        with torch.no_grad():
+            inputs = processor(text=texts, images=Image.open(path), return_tensors="pt", padding=True)
+            probs = model(**inputs).logits_per_image.softmax(dim=1)[0]
+        correct += path.stem.lower() in [texts[i] for i in torch.topk(probs, 5).indices.tolist()]
+    assert metric.candidates == texts
+    assert metric.overall(results) == correct / len(images)
+    assert [r["total"] for r in results] == [3, 3]
+
+
+def test_evaluate_cli_reports_every_part_and_the_final_score(torch_home, two_styles, tmp_path):
+    from jstyleid.cli import main
+
+    styles = [dict(name=f"0{s}", refs=[str(r) for r in refs],
+                   settings=[dict(label="styleid", outputs=str(gen[0].parent), images=[str(g) for g in gen])])
+              for s, (gen, refs) in enumerate(two_styles)]
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", "--manifest", json.dumps(dict(styles=styles)), "--out", str(out), "--device", "cpu",
+                 "--dino", torch_home["dino"], "--clip", torch_home["clip"], "--clip-iqa", torch_home["clip"]]) == 0
+    scores = json.loads(out.read_text())
+    assert all(scores["metrics"][p]["status"] == "ok" for p in PARTS)
+    overall = scores["overall"]["styleid"]
+    assert overall["final"] == pytest.approx(final_score(overall)) and overall["final"] is not None
+    assert overall["hist"] == pytest.approx(np.mean([scores["styles"][s]["styleid"]["hist"] for s in ("00", "01")]))
+    assert scores["versions"]["torchmetrics"] and scores["versions"]["opencv-python-headless"]
+
+
+def test_upload_layout_scores_every_file_as_the_scorer_lists_them(tmp_path, capsys):
+    from jstyleid.cli import main
+    from jstyleid.evaluation import score_images
+
+    (tmp_path / "sub/03").mkdir(parents=True)
+    gen = [write_bgr(tmp_path / "sub/03/Cat.png", [RED, RED, BLUE, BLACK]),
+           write_bgr(tmp_path / "sub/03/Dog.png", [MAGENTA, WHITE, BLUE, BLUE])]
+    (tmp_path / "B/03/images").mkdir(parents=True)
+    refs = [write_bgr(tmp_path / "B/03/images/a.png", [WHITE, RED, RED, BLACK])]
+    (tmp_path / "sub/mapping.json").write_text("{}")  # beside the style folders, as submission writes it
+    out = tmp_path / "s.json"
+    assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out),
+                 "--parts", "hist"]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["styles"]["03"]["submission"]["images"] == 2
+    assert scores["overall"]["submission"]["hist"] == pytest.approx(hist.hist_score(gen, refs), abs=1e-12)
+    assert score_images("hist", gen, refs) == scores["overall"]["submission"]["hist"]
+    (tmp_path / "B/03/images/a.png").unlink()
+    assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out)]) == 2
+    assert "B/03/images: no reference images for style 03" in capsys.readouterr().err

@@ -1,0 +1,47 @@
+"""profiles/slurm-gpu through a real SLURM whose node has a stand-in GPU (scripts/slurm-up.sh)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from test_slurm import MODEL_JOBS, run_through_slurm
+from test_workflow import copy_workflow, edit_config, pending
+
+
+def has_standin_gpu() -> bool:
+    """Whether a node of this SLURM has the stand-in GPU of scripts/slurm-up.sh."""
+    nodes = subprocess.run(["scontrol", "show", "node"], capture_output=True, text=True).stdout
+    return "gres/gpu:standin" in nodes
+
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("sbatch") is None,
+                       reason="no SLURM here (sbatch not found); bring one up with scripts/slurm-up.sh"),
+    pytest.mark.skipif(shutil.which("sbatch") is not None and not has_standin_gpu(),
+                       reason="this SLURM has no stand-in GPU (gres gpu:standin); scripts/slurm-up.sh sets one up"),
+]
+
+
+def test_model_jobs_ask_for_a_gpu_and_light_jobs_do_not(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    jobs = run_through_slurm(workdir, profile="slurm-gpu")
+    assert jobs.keys() == MODEL_JOBS | {"rule_make_model_wildcards_tiny"}  # submission, report: local rules
+    for job in MODEL_JOBS:  # any GPU (--gpus=1): asked for untyped, given the node's one
+        requested, allocated = jobs[job]
+        assert "gres/gpu=1" in requested.split(",") and "gres/gpu:standin" not in requested, (job, requested)
+        assert "gres/gpu=1" in allocated.split(","), (job, allocated)
+    assert "gres/gpu" not in "".join(jobs["rule_make_model_wildcards_tiny"])
+    assert (workdir / "results/report/index.html").is_file()
+
+    edit_config(workdir, gpu_model="standin")  # a GPU model (--gpus=standin:1) reruns only the report
+    assert pending(workdir) == {("report", "*")}  # (which shows the config)...
+    edit_config(workdir, gamma=0.5)  # ...and the injections a gamma change reruns ask for it
+    jobs = run_through_slurm(workdir, profile="slurm-gpu")
+    assert jobs.keys() == {"rule_inject_wildcards_01", "rule_inject_wildcards_02"}
+    for requested, allocated in jobs.values():
+        assert "gres/gpu:standin=1" in requested.split(","), requested
+        assert "gres/gpu:standin=1" in allocated.split(","), allocated

@@ -1,0 +1,83 @@
+"""Issue 11's levers in the workflow: what each setting reruns, and the commands it gives.
+
+Uses the helpers and the completed-run fixtures of tests/test_workflow.py (each test works on a copy).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from test_workflow import (AFTER_INJECT, STYLES, built, chain, commands, copy_workflow,  # noqa: F401
+                                 edit_config, pending, snakemake, workflow)
+
+NEW_FLAGS = ("--layers", "--refs-mode", "--init-image", "--init-mean", "--strength", "--candidates")
+
+
+@pytest.mark.slow
+def test_a_subset_of_the_spec_layers_reruns_only_injection(workflow):
+    edit_config(workflow, layers="sd21_7to11")
+    assert pending(workflow) == chain("01", "inject") | chain("02", "inject") | AFTER_INJECT
+
+
+@pytest.mark.slow
+def test_a_layer_outside_the_spec_six_reruns_that_styles_inversions(workflow):
+    extra = "up_blocks.1.attentions.0.transformer_blocks.0.attn1"
+    edit_config(workflow, styles={"02": {"layers": ["spec6", extra]}})
+    assert pending(workflow) == chain("02", "invert_style", "invert_content", "inject") | AFTER_INJECT
+    inversions = [line for line in commands(workflow, "jstyleid invert") if "data/02/" in line or "results/02/" in line]
+    assert len(inversions) == 2 and all(f"{extra} up_blocks.2.attentions.0" in line for line in inversions)
+
+
+@pytest.mark.slow
+def test_rotating_references_reruns_only_that_styles_injection(workflow):
+    edit_config(workflow, styles={"01": {"style_refs_mode": "rotate"}})
+    assert pending(workflow) == chain("01", "inject") | AFTER_INJECT
+    [line] = commands(workflow, "jstyleid inject")
+    assert "--refs-mode rotate" in line and "--out results/01/styleid/" in line
+
+
+@pytest.mark.slow
+def test_a_sweep_over_layers_and_reference_mode_reuses_the_caches(workflow):
+    edit_config(workflow, sweep={"gamma": [0.5], "layers": ["spec6", "sd21_7to11"], "style_refs_mode": ["rotate"]})
+    assert pending(workflow) == chain("01", "inject_sweep") | chain("02", "inject_sweep") | {("report", "*")}
+    sweeps = {line.split("/sweep/")[1].split("/")[0]: line for line in commands(workflow, "jstyleid inject")
+              if "results/01/sweep/" in line}
+    assert sorted(sweeps) == ["g0.5_t1.5_sd21_7to11_rotate", "g0.5_t1.5_spec6_rotate"]
+    assert "--layers up_blocks.2.attentions.1" in sweeps["g0.5_t1.5_sd21_7to11_rotate"]
+    assert "--layers" not in sweeps["g0.5_t1.5_spec6_rotate"]
+    assert all("--refs-mode rotate --engine" in line and "--gamma 0.5 " in line for line in sweeps.values())
+
+
+# Dry runs of a fresh copy.
+
+def test_defaults_add_no_option_to_any_command(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    lines = commands(workdir, "jstyleid")
+    assert len(lines) == 13  # make-model, 5 per style, submission, report
+    assert not [line for line in lines if any(flag in line for flag in NEW_FLAGS)]
+
+
+def test_sweep_labels_and_a_per_style_sweep(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    edit_config(workdir, sweep={"temperature": [1.0, 2.0]},
+                styles={"02": {"sweep": {"layers": [["up_blocks.3.attentions.2.transformer_blocks.0.attn1",
+                                                     "up_blocks.3.attentions.1.transformer_blocks.0.attn1"]]}}})
+    outputs = sorted(m[1] for line in commands(workdir, "jstyleid inject")
+                     if (m := re.search(r"--out results/(\d+/sweep/[^/]+)/", line)))
+    assert outputs == ["01/sweep/g0.75_t1.0", "01/sweep/g0.75_t2.0", "02/sweep/g0.75_t1.5_L11-10"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(layers="spec7"), "spec7"),
+    (dict(layers=[]), "layers"),
+    (dict(style_refs_mode="cycle"), "cycle"),
+    (dict(sweep={"style_refs_mode": ["pool", "shuffle"]}), "shuffle"),
+    (dict(styles={"01": {"layers": "all"}}), "all"),
+])
+def test_bad_lever_settings_are_refused(tmp_path, change, message):
+    workdir = copy_workflow(tmp_path / "wf")
+    edit_config(workdir, **change)
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
