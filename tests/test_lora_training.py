@@ -331,3 +331,7 @@ def test_validation_strips_show_the_lora_of_each_step(tiny_model, style_dir, tmp
     page = strips_html(out, lambda path: f"<img src='{Path(path).relative_to(out)}'>")
     assert page.count("<tr><td>") == 2 and "<th>step 0</th><th>step 2</th><th>step 4</th>" in page
     assert "<img src='validation/step000004/a house.png'>" in page
+    from jstyleid.report import _validation_strips
+
+    report = _validation_strips(str(out), tmp_path / "report")  # the report's section: thumbnails copied beside it
+    assert report.count("<img ") == 6 and len(list((tmp_path / "report").rglob("*.png"))) == 6
