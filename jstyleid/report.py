@@ -10,14 +10,15 @@ where that is beside the report (../XX/..., i.e. the report still sits in its re
 The manifest (JSON text, written by the workflow's report rule):
     {"styles": [{"name": "01", "prompts": "data/01/prompt.json", "refs": [image, ...],
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
-                 "loss": "loss.png" or null,
+                 "loss": "loss.png" or null, "validation": LoRA folder with validation/strips.json, or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
                  (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept;
                   "candidates": content/candidates/scores.json when gen_candidates > 1, else absent or null)
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
      "config": {...},
      "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}},
-     "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...]}   (optional)
+     "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...],   (optional)
+     "store_logs": [{"style": "01", "stage": "generate", "log": "results/logs/generate/01.log"}, ...]}   (optional)
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def run(args):
         from .evaluation.report import section
 
         body.append(section(manifest["evaluation"], out.parent))
+    if manifest.get("store_logs"):
+        body.append(_store_reuse(manifest["store_logs"]))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
             f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -124,8 +127,16 @@ def _style_section(style, base):
             if style.get("loss") else "<p>Content images supplied by the user (no LoRA trained).</p>")
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
             f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
+            + _validation_strips(style.get("validation"), base)
             + _sweep_grid(style.get("sweep") or [], prompts, contents, base)
             + _candidates_grid(style.get("candidates"), prompts, base))
+
+
+def _validation_strips(lora_dir, base):
+    """Per validation prompt, its images across the LoRA training steps (jstyleid/validation.py)."""
+    from .validation import strips_html
+
+    return strips_html(lora_dir, lambda path: _img(path, base)) if lora_dir else ""
 
 
 def _sweep_grid(sweep, prompts, contents, base):
@@ -181,6 +192,19 @@ def _failures(failures):
 
     return ("<h2>Failed</h2>\n" + html_table([Failure(f["style"], f["stage"], f["error"]) for f in failures])
             + "<p>These styles are not in this report; fix what is named and run again.</p>")
+
+
+def _store_reuse(jobs):
+    """Per style and stage, how many images the last job took from the per-image store and computed."""
+    from .store import reuse_counts
+
+    rows = [(job, reuse_counts(job["log"])) for job in jobs]
+    cells = "\n".join(f"<tr><td>{_e(job['style'])}</td><td>{_e(job['stage'])}</td><td class=num>{reused}</td>"
+                      f"<td class=num>{computed}</td></tr>" for job, (reused, computed) in
+                      ((job, counts) for job, counts in rows if counts))
+    return ("<h2>Per-image store</h2>\n<table><tr><th>Style</th><th>Stage</th><th>From the store</th>"
+            f"<th>Computed</th></tr>\n{cells}</table><p>What the last job of each stage took from the store "
+            "(finished before, e.g. by a killed job) and what it computed (docs/reliability.md).</p>")
 
 
 def _timings(files):
