@@ -27,6 +27,11 @@ def temporary_path(final: Path) -> Path:
     return final.with_name(name)
 
 
+def clip_utf8(text: str, max_bytes: int) -> str:
+    """The longest start of `text` whose UTF-8 takes at most max_bytes (cut on a character boundary)."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
+
+
 def check_names(paths, option: str = "--out") -> None:
     """Refuse output paths whose file name no file system can hold, before any work is spent."""
     for path in paths:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .fileio import NAME_MAX
+from .fileio import NAME_MAX, clip_utf8
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MIN_SIDE = 8
@@ -29,7 +29,7 @@ def safe_filename(prompt: str) -> str:
     name = name or "_"
     if len(name.encode("utf-8")) > MAX_STEM_BYTES:
         tag = "~" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:8]
-        head = name.encode("utf-8")[:MAX_STEM_BYTES - len(tag)].decode("utf-8", "ignore").rstrip()
+        head = clip_utf8(name, MAX_STEM_BYTES - len(tag)).rstrip()
         name = head + tag
     return name
 

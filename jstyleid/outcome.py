@@ -1,7 +1,7 @@
 """The end of a workflow run: which jobs failed and why, from Snakemake's log and each job's log.
 
 The Snakefile's onerror handler calls summarize(): a table (style, stage, the one-line error of
-the job's log) goes to the run's log, to results/failures.tsv and to results/report/failures.html
+the job's log) goes to the run's log, to results/failures.tsv and to results/failures.html
 (the report itself cannot be built while a style's jobs fail). onsuccess calls clear().
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TSV = "results/failures.tsv"
-HTML = "results/report/failures.html"
+HTML = "results/failures.html"  # not in results/report/: that folder is the report rule's output
 _ERROR = re.compile(r"^jstyleid [\w-]+: error: ")
 _EXCEPTION = re.compile(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b.*?: ")
 

@@ -259,14 +259,15 @@ def asset(path, base, max_side: int | None = THUMB_SIDE) -> str:
 
     from PIL import Image, UnidentifiedImageError
 
-    from .fileio import atomic_path
+    from .fileio import atomic_path, clip_utf8
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file listed in the report manifest does not exist")
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    stem = clip_utf8(path.stem, 160)  # the digest names the copy; a prompt near NAME_MAX would pass it
     if max_side is None:
-        picture, name = None, f"{path.stem}-{digest}{path.suffix}"
+        picture, name = None, f"{stem}-{digest}{path.suffix}"
     else:
         try:
             with Image.open(path) as opened:
@@ -274,7 +275,7 @@ def asset(path, base, max_side: int | None = THUMB_SIDE) -> str:
         except (OSError, UnidentifiedImageError) as err:
             raise InputError(path, f"not a readable image ({err})") from None
         small = max(picture.size) <= max_side
-        name = f"{path.stem}-{digest}.{'png' if small else 'jpg'}"
+        name = f"{stem}-{digest}.{'png' if small else 'jpg'}"
     copy = Path(base) / ASSETS / name
     if not (copy.is_file() and copy.stat().st_mtime >= path.stat().st_mtime):
         with atomic_path(copy) as tmp:

@@ -82,7 +82,7 @@ def test_hostile_set_finishes_the_good_styles_and_names_the_bad(tmp_path):
     for row in rows:
         assert bad[row["style"], row["stage"]] in row["error"], row
         assert row["error"] in log  # the summary table in the run's log
-    page = (workdir / "results/report/failures.html").read_text(encoding="utf-8")
+    page = (workdir / "results/failures.html").read_text(encoding="utf-8")
     assert "<td>04</td><td>train_lora</td>" in page and "corrupt.png: cannot decode image" in page
 
     # The broken style fixed (left out): only what it blocked runs; the report lists the refused styles.
