@@ -61,8 +61,8 @@ def test_a_sweep_over_layers_and_reference_mode_reuses_the_caches(workflow):
 
 @pytest.mark.slow
 def test_img2img_start_reruns_that_styles_generation_and_what_follows(workflow):
-    edit_config(workflow, gen_strength=0.5)  # without an init image the strength changes nothing
-    assert pending(workflow) == set()
+    edit_config(workflow, gen_strength=0.5)  # without an init image it changes no picture (the report shows the config)
+    assert pending(workflow) == {("report", "*")}
     edit_config(workflow, styles={"01": {"gen_init": "style_mean"}})
     assert pending(workflow) == chain("01", "generate", "invert_content", "inject") | AFTER_INJECT
     [line] = commands(workflow, "jstyleid generate")
@@ -72,8 +72,8 @@ def test_img2img_start_reruns_that_styles_generation_and_what_follows(workflow):
 
 @pytest.mark.slow
 def test_candidates_rerun_that_styles_generation_and_what_follows(workflow):
-    edit_config(workflow, gen_candidates_metric="dino")  # one candidate: no metric is used
-    assert pending(workflow) == set()
+    edit_config(workflow, gen_candidates_metric="dino")  # one candidate: no metric is used, no picture changes
+    assert pending(workflow) == {("report", "*")}
     edit_config(workflow, gen_candidates_metric="hist", styles={"02": {"gen_candidates": 2}})
     assert pending(workflow) == chain("02", "generate", "invert_content", "inject") | AFTER_INJECT
     [line] = commands(workflow, "jstyleid generate")
