@@ -14,7 +14,7 @@ from . import __version__
 from .errors import DiskFull, InputError
 
 STAGE_MODULES = [
-    "presets", "dreambooth", "generate", "invert", "inject", "stylize", "evaluate", "submission", "report",
+    "presets", "class_images", "dreambooth", "generate", "invert", "inject", "stylize", "evaluate", "submission", "report",
     "gc", "check",
 ]
 

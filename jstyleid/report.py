@@ -10,7 +10,7 @@ where that is beside the report (../XX/..., i.e. the report still sits in its re
 The manifest (JSON text, written by the workflow's report rule):
     {"styles": [{"name": "01", "prompts": "data/01/prompt.json", "refs": [image, ...],
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
-                 "loss": "loss.png" or null,
+                 "loss": "loss.png" or null, "validation": LoRA folder with validation/strips.json, or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
                  (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept;
                   "candidates": content/candidates/scores.json when gen_candidates > 1, else absent or null)
@@ -127,8 +127,16 @@ def _style_section(style, base):
             if style.get("loss") else "<p>Content images supplied by the user (no LoRA trained).</p>")
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
             f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
+            + _validation_strips(style.get("validation"), base)
             + _sweep_grid(style.get("sweep") or [], prompts, contents, base)
             + _candidates_grid(style.get("candidates"), prompts, base))
+
+
+def _validation_strips(lora_dir, base):
+    """Per validation prompt, its images across the LoRA training steps (jstyleid/validation.py)."""
+    from .validation import strips_html
+
+    return strips_html(lora_dir, lambda path: _img(path, base)) if lora_dir else ""
 
 
 def _sweep_grid(sweep, prompts, contents, base):

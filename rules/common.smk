@@ -202,6 +202,13 @@ def loss_curve(style):
     return None if user_content(style) else expand(rules.train_lora.output.loss[1], style=style)[0]
 
 
+def validation_strips(style):
+    """The LoRA folder whose validation/ strips the report shows; None when validation is off."""
+    if user_content(style) or not setting(style, "validation_every"):
+        return None
+    return str(Path(rules.train_lora.output.weights.replace("{style}", style)).parent)
+
+
 def benchmarks():
     """The benchmark files of every job the report follows, in pipeline order."""
     generated = [style for style in STYLES if not user_content(style)]
@@ -230,6 +237,7 @@ def report_manifest(wildcards):
             contents=[str(p) for p in content_images(style)],
             outputs=expand(rules.inject.output[0], style=style)[0],
             loss=loss_curve(style),
+            validation=validation_strips(style),
             sweep=[dict(p["shown"], outputs=p["outputs"]) for p in sweep_settings(style)],
             **candidates_entry(style),
         )

@@ -259,7 +259,7 @@ def test_ten_training_steps_match(trained):
     mine, ref = load_file(mine / LORA_FILE), load_file(ref / LORA_FILE)
     assert set(mine) == set(ref)
     # train_lora's first draws: the initial weights (up = 0; the saved up weights carry alpha / rank)
-    initial = initial_lora({key.removeprefix("unet."): value.shape for key, value in ref.items()}, RANK,
+    initial = initial_lora({key.removeprefix("unet."): value.shape for key, value in ref.items()},
                            np.random.default_rng(0))
     for factor in ("down", "up"):
         keys = sorted(key for key in ref if f".lora.{factor}." in key)

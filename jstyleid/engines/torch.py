@@ -78,10 +78,10 @@ class TorchEngine(Engine):
         return self
 
     def load_lora(self, path: str) -> None:
-        """Apply a LoRA saved by train-lora (or any diffusers SD LoRA) to the U-Net."""
-        from .torch_lora import load_unet_lora
+        """Apply a LoRA saved by train-lora (or any diffusers SD LoRA) to the U-Net and the text encoder."""
+        from .torch_lora import load_lora
 
-        load_unet_lora(self.unet_model, path)
+        load_lora(self.unet_model, self.text_encoder, path)
         self.lora_files += (path,)
 
     # -- tensors ----------------------------------------------------------------------------
@@ -110,11 +110,13 @@ class TorchEngine(Engine):
         y = self.vae.decode(latents / self.scaling_factor).sample.float().clamp(-1, 1)
         return torch.round((y + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
+    def token_ids(self, prompts):
+        return self.tokenizer(list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
+                              truncation=True, return_tensors="pt").input_ids.to(self.device)
+
     @torch.no_grad()
     def text(self, prompts):
-        ids = self.tokenizer(list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
-        return self.text_encoder(ids.to(self.device))[0]
+        return self.text_encoder(self.token_ids(prompts))[0]
 
     @torch.no_grad()
     def unet(self, x, t, cond, record=(), inject=None):

@@ -80,13 +80,14 @@ def load_unet_lora(unet, path) -> None:
 
     Reads "unet.<module>.lora.{down,up}.weight" (train-lora's files: alpha / rank already folded into
     the up weights) or peft's "lora_A"/"lora_B" names, with an optional "<module>.alpha" (scale
-    alpha / rank, as diffusers' network alphas). As the torch engine, a text-encoder LoRA is not applied.
+    alpha / rank, as diffusers' network alphas). A file with a text-encoder LoRA is refused.
     """
     file, state = _read_lora_file(path)
     layers: dict[str, dict[str, np.ndarray]] = collections.defaultdict(dict)
     for key, value in state.items():
         if key.startswith(("text_encoder.", "text_encoder_2.")):
-            continue
+            raise InputError(file, "holds a text-encoder LoRA (lora_text_encoder), which the Jittor engine "
+                                   "cannot apply; use the torch engine")
         key = key.removeprefix("unet.")
         for suffix, part in ((".lora.down.weight", "down"), (".lora_A.weight", "down"),
                              (".lora.up.weight", "up"), (".lora_B.weight", "up"), (".alpha", "alpha")):
@@ -120,18 +121,26 @@ class JittorLoraTrainer:
     jittor.optim.AdamW is torch's decoupled AdamW: p <- p (1 - lr wd), then the bias-corrected Adam
     step lr / (1 - b1^n) * m / (sqrt(v) / sqrt(1 - b2^n) + eps); its clip_grad_norm scales all
     gradients by min(1, max_norm / (total_norm + 1e-6)), as torch.nn.utils.clip_grad_norm_.
+    Learning-rate schedules and checkpoints work as on the torch engine. Refused: a text-encoder LoRA,
+    prior preservation, and gradient accumulation (Jittor's AdamW counts every backward() as a step n
+    of its bias correction).
     """
 
     def __init__(self, engine, *, rank: int = 4, alpha: float | None = None,
                  targets=("to_q", "to_k", "to_v", "to_out.0"), lr: float = 1e-4, betas=(0.9, 0.999),
-                 weight_decay: float = 1e-2, eps: float = 1e-8, max_grad_norm: float = 1.0):
-        self.engine, self.max_grad_norm = engine, max_grad_norm
+                 weight_decay: float = 1e-2, eps: float = 1e-8, max_grad_norm: float = 1.0, text_encoder=None):
+        if text_encoder is not None:
+            raise InputError("lora_text_encoder", "the Jittor engine cannot train a text-encoder LoRA; "
+                                                  "use the torch engine")
+        self.engine, self.max_grad_norm, self.base_lr = engine, max_grad_norm, lr
         unet = engine.unet_model
         for p in unet.parameters():
             p.stop_grad()
         self.params = add_lora(unet, targets, rank, (rank if alpha is None else alpha) / rank)
         self.optimizer = jt.optim.AdamW(list(self.params.values()), lr=lr, betas=tuple(betas),
                                         weight_decay=weight_decay, eps=eps)
+        self._embeddings = {}
+        self._loss = None
 
     @jt.no_grad()
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,21 +149,45 @@ class JittorLoraTrainer:
         mean, std = engine.vae.latent_distribution(engine.tensor(images))
         return engine.numpy(mean) * engine.scaling_factor, engine.numpy(std) * engine.scaling_factor
 
-    def step(self, noisy: np.ndarray, timesteps: np.ndarray, target: np.ndarray, cond) -> float:
-        """One optimiser step on MSE(unet(x_t, t, cond), target); returns the loss before the update."""
+    def condition(self, texts):
+        """The frozen text embedding of the batch's prompt (one prompt: no prior preservation here)."""
+        if len(set(texts)) != 1:
+            raise InputError("class_prompt", "the Jittor engine has no prior preservation; use the torch engine")
+        if texts[0] not in self._embeddings:
+            self._embeddings[texts[0]] = self.engine.text([texts[0]])
+        return self._embeddings[texts[0]]
+
+    def backward(self, noisy: np.ndarray, timesteps: np.ndarray, target: np.ndarray, cond,
+                 prior_weight: float | None = None, scale: float = 1.0) -> None:
+        """The gradients of MSE(unet(x_t, t, cond), target) for the next update()."""
+        if prior_weight is not None:
+            raise InputError("class_prompt", "the Jittor engine has no prior preservation; use the torch engine")
+        if scale != 1 or self._loss is not None:
+            raise InputError("gradient_accumulation_steps", "the Jittor engine cannot accumulate gradients; "
+                                                            "use 1 or the torch engine")
         engine = self.engine
         x = engine.tensor(noisy)
         t = jt.array(np.asarray(timesteps, dtype=np.int32))
         target = engine.tensor(target)
         cond = self.engine.expand_batch(cond, x.shape[0]) if cond.shape[0] == 1 else cond
         pred = engine.unet_model(x, t, cond)
-        loss = ((pred - target) ** 2).mean()
-        self.optimizer.backward(loss)
+        self._loss = ((pred - target) ** 2).mean()
+        self.optimizer.backward(self._loss)
+
+    def update(self, lr_factor: float = 1.0) -> float:
+        """One AdamW step at lr_factor times the base lr; returns the loss before the update."""
+        self.optimizer.lr = self.base_lr * lr_factor
         self.optimizer.clip_grad_norm(self.max_grad_norm)
         self.optimizer.step()
         # The graph holds the weights as they were, so this is the loss before the update.
+        loss, self._loss = self._loss, None
         jt.sync([loss] + list(self.params.values()))
         return float(loss.item())
+
+    def step(self, noisy: np.ndarray, timesteps: np.ndarray, target: np.ndarray, cond) -> float:
+        """One optimiser step on MSE(unet(x_t, t, cond), target); returns the loss before the update."""
+        self.backward(noisy, timesteps, target, cond)
+        return self.update()
 
     def lora_state_dict(self) -> dict[str, np.ndarray]:
         """The LoRA weights as float32 arrays (not scaled by alpha / rank)."""
@@ -166,6 +199,23 @@ class JittorLoraTrainer:
             raise KeyError(f"LoRA keys differ: {sorted(set(state_dict) ^ set(self.params))[:3]} ...")
         for key, p in self.params.items():
             p.assign(jt.array(np.asarray(state_dict[key], dtype=np.float32)))
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """LoRA weights, AdamW's moments (m, and v in "values") and its step count n."""
+        [group] = self.optimizer.param_groups
+        state = {f"lora/{key}": value for key, value in self.lora_state_dict().items()}
+        for name in ("m", "values"):
+            state.update({f"optimizer/{name}/{key}": v.numpy() for key, v in zip(self.params, group[name])})
+        state["optimizer/n_step"] = np.asarray(self.optimizer.n_step)
+        return state
+
+    def load_training_state(self, state: dict[str, np.ndarray]) -> None:
+        self.load_lora_state_dict({key[5:]: value for key, value in state.items() if key.startswith("lora/")})
+        [group] = self.optimizer.param_groups
+        for name in ("m", "values"):
+            for key, v in zip(self.params, group[name]):
+                v.assign(jt.array(state[f"optimizer/{name}/{key}"]))
+        self.optimizer.n_step = int(state["optimizer/n_step"])
 
     def gradients(self) -> dict[str, np.ndarray]:
         """Gradients of the last step (after clipping), for comparing engines."""
