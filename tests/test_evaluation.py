@@ -324,6 +324,8 @@ def test_upload_layout_scores_every_file_as_the_scorer_lists_them(tmp_path, caps
                  "--parts", "hist"]) == 0
     scores = json.loads(out.read_text())
     assert scores["styles"]["03"]["submission"]["images"] == 2
+    per_image = scores["styles"]["03"]["submission"]["per_image"]["hist"]
+    assert sorted(per_image) == sorted(map(str, gen)) and per_image[str(gen[0])] == pytest.approx(hist.hist_score(gen[:1], refs))
     assert scores["overall"]["submission"]["hist"] == pytest.approx(hist.hist_score(gen, refs), abs=1e-12)
     assert score_images("hist", gen, refs) == scores["overall"]["submission"]["hist"]
     (tmp_path / "B/03/images/a.png").unlink()

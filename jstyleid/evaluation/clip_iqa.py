@@ -82,7 +82,7 @@ class ClipIqa:
             image = F.to_tensor(Image.open(path).convert("RGB")) * self.scale
             self.metric.update(image[None].to(self.device))
         probs = torch.atleast_1d(self.metric.compute()).double()
-        return {"value": probs.mean().item()}
+        return {"value": probs.mean().item(), "per_image": probs.tolist()}
 
 
 def _projected_tensor(features):
