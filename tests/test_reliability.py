@@ -140,6 +140,7 @@ def test_disk_check_stops_a_run_that_cannot_fit_before_any_job(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "the planned inversion caches need" in out and "features: recompute" in out
     assert "Job stats" not in out  # stopped before planning any job
+    assert snakemake(workdir, "--unlock").returncode == 0  # the recovery step works on a full disk
     edit_config(workdir, features="recompute")
     assert snakemake(workdir, "-n").returncode == 0
 
