@@ -32,8 +32,8 @@ def check_names(paths, option: str = "--out") -> None:
     for path in paths:
         size = len(Path(path).name.encode("utf-8", "surrogateescape"))
         if size > NAME_MAX:
-            raise InputError(option, f"file name of {str(path)[:60]!r}... is {size} bytes of UTF-8; "
-                                     f"file systems allow {NAME_MAX}")
+            raise InputError(option, f"file name of {Path(path).parent / Path(path).name[:40]}... is {size} "
+                                     f"bytes of UTF-8; file systems allow {NAME_MAX}")
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
+    from .candidates import METRICS
     from .engines import add_engine_arguments
 
     add_engine_arguments(parser)
@@ -48,7 +49,7 @@ def add_arguments(parser):
                         help="img2img strength in (0, 1]: how much noise the init latent gets (diffusers' meaning)")
     parser.add_argument("--candidates", type=int, default=1, metavar="K",
                         help="generate K seeds per prompt and keep the best by --candidates-metric")
-    parser.add_argument("--candidates-metric", choices=("hist", "dino", "clip_r"), default="hist",
+    parser.add_argument("--candidates-metric", choices=METRICS, default="hist",
                         help="the score that keeps a candidate (jstyleid.evaluation, higher is better)")
     parser.add_argument("--references", nargs="+", metavar="IMAGE", help="the style images candidates are scored against")
     parser.add_argument("--metric-weights", default="",

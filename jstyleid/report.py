@@ -17,7 +17,8 @@ The manifest (JSON text, written by the workflow's report rule):
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
      "config": {...},
      "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}},
-     "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...]}   (optional)
+     "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...],   (optional)
+     "store_logs": [{"style": "01", "stage": "generate", "log": "results/logs/generate/01.log"}, ...]}   (optional)
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def run(args):
         from .evaluation.report import section
 
         body.append(section(manifest["evaluation"], out.parent))
+    if manifest.get("store_logs"):
+        body.append(_store_reuse(manifest["store_logs"]))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
             f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -189,6 +192,19 @@ def _failures(failures):
 
     return ("<h2>Failed</h2>\n" + html_table([Failure(f["style"], f["stage"], f["error"]) for f in failures])
             + "<p>These styles are not in this report; fix what is named and run again.</p>")
+
+
+def _store_reuse(jobs):
+    """Per style and stage, how many images the last job took from the per-image store and computed."""
+    from .store import reuse_counts
+
+    rows = [(job, reuse_counts(job["log"])) for job in jobs]
+    cells = "\n".join(f"<tr><td>{_e(job['style'])}</td><td>{_e(job['stage'])}</td><td class=num>{reused}</td>"
+                      f"<td class=num>{computed}</td></tr>" for job, (reused, computed) in
+                      ((job, counts) for job, counts in rows if counts))
+    return ("<h2>Per-image store</h2>\n<table><tr><th>Style</th><th>Stage</th><th>From the store</th>"
+            f"<th>Computed</th></tr>\n{cells}</table><p>What the last job of each stage took from the store "
+            "(finished before, e.g. by a killed job) and what it computed (docs/reliability.md).</p>")
 
 
 def _timings(files):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -142,6 +143,18 @@ def plan(stage: str, *results: Results) -> list[int]:
     total = len(results[0].outs)
     log.info("%s: %d of %d image(s) from the store, %d to compute", stage, total - len(todo), total, len(todo))
     return todo
+
+
+PLAN_LINE = re.compile(r"(\d+) of \d+ image\(s\) from the store, (\d+) to compute")
+
+
+def reuse_counts(log_path) -> tuple[int, int] | None:
+    """(images taken from the store, images computed) by the job whose log this is; None without a log."""
+    try:
+        found = PLAN_LINE.findall(Path(log_path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    return sum(int(reused) for reused, _ in found), sum(int(todo) for _, todo in found)
 
 
 def batches(indices: Sequence[int], size: int) -> list[list[int]]:

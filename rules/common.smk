@@ -251,5 +251,17 @@ def report_manifest(wildcards):
             config=config,
             evaluation=report_evaluation(),
             **({"failures": refused} if refused else {}),
+            **({"store_logs": store_logs()} if config["store"] else {}),
         )
     )
+
+
+def store_logs():
+    """The logs of the jobs that use the per-image store: the report counts what each reused."""
+    stages = ("generate", "invert_style", "invert_content", "inject")
+    return [
+        dict(style=style, stage=stage, log=expand(getattr(rules, stage).log[0], style=style)[0])
+        for style in STYLES
+        for stage in stages
+        if stage != "generate" or not user_content(style)
+    ]

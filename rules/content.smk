@@ -10,7 +10,7 @@ rule generate:
             directory("results/{style}/content"),
             "content",
             "2 content images",
-            patterns=["{name}.png"],
+            patterns=["{name,[^/]+}.png"],  # not the candidates/ subfolders
             labels={"style": "{style}", "image": "{name}"},
         ),
     log:

@@ -7,9 +7,17 @@ def class_images_settings(style):
     prompt = setting(style, "class_prompt")
     if not prompt:
         return None
-    return dict(model=MODEL, engine=config["engine"], dtype=config["dtype"], prompt=prompt,
-                count=setting(style, "num_class_images"), resolution=setting(style, "resolution"),
-                seed=setting(style, "seed"), steps=config["gen_steps"], guidance=config["guidance"])
+    return dict(
+        model=MODEL,
+        engine=config["engine"],
+        dtype=config["dtype"],
+        prompt=prompt,
+        count=setting(style, "num_class_images"),
+        resolution=setting(style, "resolution"),
+        seed=setting(style, "seed"),
+        steps=config["gen_steps"],
+        guidance=config["guidance"],
+    )
 
 
 def _class_key(settings):
@@ -29,23 +37,45 @@ def train_lora_levers(style):
     """train-lora options of the training levers; empty at their defaults (the command stays as before)."""
     options = []
     if setting(style, "lr_scheduler") != "constant" or setting(style, "lr_warmup_steps"):
-        options += ["--lr-scheduler", setting(style, "lr_scheduler"),
-                    "--lr-warmup-steps", setting(style, "lr_warmup_steps")]
+        options += [
+            "--lr-scheduler",
+            setting(style, "lr_scheduler"),
+            "--lr-warmup-steps",
+            setting(style, "lr_warmup_steps"),
+        ]
     if setting(style, "gradient_accumulation_steps") != 1:
         options += ["--gradient-accumulation-steps", setting(style, "gradient_accumulation_steps")]
     if class_images_dir(style):
-        options += ["--class-dir", class_images_dir(style), "--class-prompt", setting(style, "class_prompt"),
-                    "--prior-loss-weight", setting(style, "prior_loss_weight")]
+        options += [
+            "--class-dir",
+            class_images_dir(style),
+            "--class-prompt",
+            setting(style, "class_prompt"),
+            "--prior-loss-weight",
+            setting(style, "prior_loss_weight"),
+        ]
     if setting(style, "lora_text_encoder"):
-        options += ["--text-encoder-lora", "--text-encoder-rank", setting(style, "lora_text_encoder_rank"),
-                    "--text-encoder-lr", setting(style, "lora_text_encoder_lr")]
+        options += [
+            "--text-encoder-lora",
+            "--text-encoder-rank",
+            setting(style, "lora_text_encoder_rank"),
+            "--text-encoder-lr",
+            setting(style, "lora_text_encoder_lr"),
+        ]
     if setting(style, "validation_every"):
         prompts = [p.replace("{style}", style) for p in setting(style, "validation_prompts")]
         if not prompts:
             raise WorkflowError(f"style {style}: validation_every is set but validation_prompts is empty")
-        options += ["--validation-every", setting(style, "validation_every"), "--validation-prompt", *prompts,
-                    "--validation-steps", setting(style, "gen_steps"), "--validation-guidance",
-                    setting(style, "guidance")]
+        options += [
+            "--validation-every",
+            setting(style, "validation_every"),
+            "--validation-prompt",
+            *prompts,
+            "--validation-steps",
+            setting(style, "gen_steps"),
+            "--validation-guidance",
+            setting(style, "guidance"),
+        ]
     return " ".join(shlex.quote(str(option)) for option in options)
 
 
@@ -63,8 +93,11 @@ rule class_images:
         "results/logs/class_images/{class_key}.log",
     benchmark:
         "results/benchmarks/class_images/{class_key}.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         prompt=lambda w: CLASS_IMAGES[w.class_key]["prompt"],
         number=lambda w: CLASS_IMAGES[w.class_key]["count"],
@@ -73,9 +106,6 @@ rule class_images:
         steps=lambda w: CLASS_IMAGES[w.class_key]["steps"],
         guidance=lambda w: CLASS_IMAGES[w.class_key]["guidance"],
         batch_size=config["batch_size"],
-    threads: 1
-    resources:
-        **MODEL_JOB,
     shell:
         "jstyleid class-images --model {params.model:q} --prompt {params.prompt:q} --count {params.number}"
         " --resolution {params.resolution} --seed {params.seed} --steps {params.steps}"

@@ -44,12 +44,13 @@ def selection_inputs():
     return [rules.evaluate.output[0]] + [p["outputs"] for style in STYLES for p in sweep_settings(style)]
 
 
-def selection_option(wildcards, input):
-    """--scores/--select of the submission; empty (the plain submission) when no style selects."""
-    if not input.candidates:
+def selection_option(wildcards):
+    """--scores/--select of the submission; empty (the plain submission) when no style selects.
+    A function of wildcards only, so that Snakemake's params trigger sees a change of `select`."""
+    if not any(setting(style, "select") for style in STYLES):
         return ""
     metrics = " ".join(setting(style, "select") or "none" for style in STYLES)
-    return f"--scores {input.candidates[0]} --select {metrics}"
+    return f"--scores {rules.evaluate.output[0]} --select {metrics}"
 
 
 def report_evaluation():
@@ -68,7 +69,7 @@ rule evaluate:
         outputs=expand(rules.inject.output[0], style=STYLES),
         sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
     output:
-        "results/eval/scores.json",
+        report("results/eval/scores.json", caption="../report/scores.rst", category="Scores"),
     log:
         "results/logs/evaluate.log",
     benchmark:

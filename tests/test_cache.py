@@ -113,7 +113,9 @@ def test_a_failed_background_write_stops_the_inversion_and_leaves_no_file(torch_
         write_step(self, i, *args)
 
     monkeypatch.setattr(CacheWriter, "write_step", disk_full_at_step_2)
-    with pytest.raises(OSError, match="No space left"):
+    from jstyleid.errors import DiskFull
+
+    with pytest.raises(DiskFull, match="No space left"):  # atomic_path turns a full disk into one line
         invert_images(torch_engine, [images["c0"]], [tmp_path / "out" / "c.h5"], role="content", steps=STEPS,
                       resolution=RES)
     assert steps_run == [0, 1, 2]  # the inversion stopped at the next step, not at the end

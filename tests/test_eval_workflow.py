@@ -95,3 +95,20 @@ def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
     edit_config(workflow, select=None, styles={})
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
+
+
+def test_submission_refuses_a_selection_it_cannot_make(tmp_path, capsys):
+    from jstyleid.cli import main
+
+    (tmp_path / "data/05").mkdir(parents=True)
+    prompts = tmp_path / "data/05/prompt.json"
+    prompts.write_text(json.dumps({"0": "Ring"}))
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps(synthetic_scores({label: tmp_path for label in
+                                                   ("content", "styleid", "g0.25_t1.5", "g0.5_t1.5", "g0.75_t2")})))
+    base = ["submission", "--prompts", str(prompts), "--images", str(tmp_path), "--out", str(tmp_path / "sub")]
+    assert main(base + ["--select", "hist"]) == 2
+    assert "--select: needs --scores" in capsys.readouterr().err
+    assert main(base + ["--scores", str(scores), "--select", "clip_r"]) == 2
+    assert f"{scores}: select: clip_r is unavailable (no weights)" in capsys.readouterr().err
+    assert not (tmp_path / "sub").exists()

@@ -63,7 +63,7 @@ def test_hostile_set_finishes_the_good_styles_and_names_the_bad(tmp_path):
     bad = hostile_set(workdir, marker)
     edit_config(workdir, batch_size=8)
 
-    run = snakemake(workdir, "--cores", "2", check=False)
+    run = snakemake(workdir, "--cores", "2", check=False, timeout=1800)
     log = run.stdout + run.stderr
     assert run.returncode != 0
     assert not marker.exists()  # no prompt reached a shell unquoted
@@ -72,7 +72,8 @@ def test_hostile_set_finishes_the_good_styles_and_names_the_bad(tmp_path):
     assert names[1] == prompts["1"] and names[3] == "half_half_back" and names[4] == "_hidden"
     assert len(names[2].encode()) <= 247 and names[2].startswith(UNICODE[:70]) and "~" in names[2]
     for style, wanted in (("01", names), ("02", ["Cat", "Lighthouse", "Tree"])):
-        assert sorted(p.stem for p in (workdir / f"results/{style}/styleid").iterdir()) == sorted(wanted)
+        outputs = (workdir / f"results/{style}/styleid").glob("*.png")
+        assert sorted(p.stem for p in outputs) == sorted(wanted)
     assert not list((workdir / "results").rglob(".*.tmp*"))  # no temporary file left behind
 
     with open(workdir / "results/failures.tsv", newline="", encoding="utf-8") as handle:
@@ -87,7 +88,7 @@ def test_hostile_set_finishes_the_good_styles_and_names_the_bad(tmp_path):
     # The broken style fixed (left out): only what it blocked runs; the report lists the refused styles.
     shutil.rmtree(workdir / "data/04")
     assert {rule for rule, _ in pending(workdir)} == {"check_inputs", "submission", "report"}
-    run = snakemake(workdir, "--cores", "2", check=False)
+    run = snakemake(workdir, "--cores", "2", check=False, timeout=1800)
     assert run.returncode != 0 and not (workdir / "results/checks").exists()
     mapping = json.loads((workdir / "results/submission/mapping.json").read_text(encoding="utf-8"))
     assert [entry["file"] for entry in mapping["01"]] == [f"01/{name}.png" for name in names]
@@ -116,7 +117,7 @@ def test_killed_driver_recovers_with_unlock_and_the_same_command(tmp_path):
     locked = snakemake(workdir, "--cores", "2", check=False)
     assert locked.returncode != 0 and "LockException" in locked.stdout + locked.stderr
     snakemake(workdir, "--unlock")
-    snakemake(workdir, "--cores", "2")
+    snakemake(workdir, "--cores", "2", timeout=1800)
     assert (workdir / "results/submission/01/Bird.png").is_file()
     assert (workdir / "results/01/lora/pytorch_lora_weights.safetensors").is_file()
     assert pending(workdir) == set()
@@ -279,3 +280,18 @@ def test_error_line_of_a_job_log(tmp_path):
         ("01", "inject", "inject: 40%")]
     (tmp_path / "results/01/styleid").mkdir(parents=True)  # inject retried into success: not a failure
     assert [f.stage for f in failed_jobs(log)] == ["generate"]
+
+
+def test_check_stage_names_the_first_problem(tmp_path, capsys):
+    from jstyleid.cli import main
+
+    style = tmp_path / "04"
+    (style / "images").mkdir(parents=True)
+    (style / "prompt.json").write_text('{"0": "Ring"}')
+    good = ROOT / "data/02/images/dots_0.png"
+    shutil.copy(good, style / "images/ok.png")
+    assert main(["check", "--style-dir", str(style)]) == 0
+    (style / "images/corrupt.png").write_bytes(good.read_bytes()[:60])
+    assert main(["check", "--style-dir", str(style)]) == 0  # without --decode only sizes are looked at
+    assert main(["check", "--decode", "--style-dir", str(style)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{style}/images/corrupt.png: cannot decode image (image file is truncated)")

@@ -52,6 +52,7 @@ def report(tmp_path):
                                  outputs=str(results / "styleid"), loss=loss,
                                  sweep=[dict(gamma=0.25, temperature=1.5, outputs=str(results / "sweep/g0.25_t1.5"))])],
                     benchmarks=[str(bench)], config={"model": "builtin:tiny"})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "results/report/index.html"
     assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
     return out
@@ -118,3 +119,14 @@ def test_every_picture_loads_in_chromium_in_place_and_copied(report, tmp_path):
     moved = probe_page(elsewhere / "index.html")
     assert len(moved["images"]) == 11 and all(img["width"] > 0 for img in moved["images"]), moved["images"]
     assert moved["full"] == [False] * 10  # no full-size picture beside the copy: links stay inactive
+
+
+
+def test_a_missing_picture_is_refused_and_no_page_written(report, capsys):
+    from jstyleid.cli import main
+
+    (report.parents[1] / "05/styleid/Tree.png").unlink()
+    out = report.parents[1] / "again/index.html"
+    assert main(["report", "--manifest", (report.parents[2] / "manifest.json").read_text(), "--out", str(out)]) == 2
+    assert "05/styleid/Tree.png: file listed in the report manifest does not exist" in capsys.readouterr().err
+    assert not out.exists()

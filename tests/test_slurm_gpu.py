@@ -1,31 +1,50 @@
-"""profiles/slurm-gpu through a real SLURM whose node has a stand-in GPU (scripts/slurm-up.sh)."""
+"""profiles/slurm-gpu: profiles/slurm with a GPU per model job, run through a real SLURM whose node
+has a stand-in GPU (scripts/slurm-up.sh)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
 import pytest
+import yaml
 from test_slurm import MODEL_JOBS, run_through_slurm
-from test_workflow import copy_workflow, edit_config, pending
+from test_workflow import ROOT, copy_workflow, edit_config, pending
+
+
+
+def model_rules() -> set[str]:
+    """The rules whose resources are MODEL_JOB, and the rules made from them with `use rule`."""
+    text = "\n".join(path.read_text() for path in sorted((ROOT / "rules").glob("*.smk")))
+    blocks = re.split(r"^(?=rule |use rule )", text, flags=re.M)
+    rules = {re.match(r"rule (\w+):", b).group(1) for b in blocks if b.startswith("rule ") and "**MODEL_JOB" in b}
+    derived = [re.match(r"use rule (\w+) as (\w+)", b).groups() for b in blocks if b.startswith("use rule ")]
+    return rules | {new for old, new in derived if old in rules}
 
 
 def has_standin_gpu() -> bool:
-    """Whether a node of this SLURM has the stand-in GPU of scripts/slurm-up.sh."""
+    """Whether a node of this SLURM (sbatch found) has the stand-in GPU of scripts/slurm-up.sh."""
     nodes = subprocess.run(["scontrol", "show", "node"], capture_output=True, text=True).stdout
     return "gres/gpu:standin" in nodes
 
 
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("sbatch") is None,
-                       reason="no SLURM here (sbatch not found); bring one up with scripts/slurm-up.sh"),
-    pytest.mark.skipif(shutil.which("sbatch") is not None and not has_standin_gpu(),
-                       reason="this SLURM has no stand-in GPU (gres gpu:standin); scripts/slurm-up.sh sets one up"),
-]
+def test_the_gpu_profile_is_the_slurm_profile_with_one_gpu_per_model_job():
+    """Both profiles name every model rule (one left out would ask for the GPU of MODEL_JOB on a CPU
+    cluster, or for none under slurm-gpu) and differ in nothing else."""
+    slurm, gpu = (yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
+                  for name in ("slurm", "slurm-gpu"))
+    assert slurm.pop("set-resources") == {rule: {"gpu": 0} for rule in gpu["set-resources"]}
+    assert gpu.pop("set-resources") == {rule: {"gpu": 1} for rule in model_rules()}
+    assert slurm == gpu  # nothing else differs
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sbatch") is None,
+                    reason="no SLURM here (sbatch not found); bring one up with scripts/slurm-up.sh")
+@pytest.mark.skipif(shutil.which("sbatch") is not None and not has_standin_gpu(),
+                    reason="this SLURM has no stand-in GPU (gres gpu:standin); scripts/slurm-up.sh sets one up")
 def test_model_jobs_ask_for_a_gpu_and_light_jobs_do_not(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     jobs = run_through_slurm(workdir, profile="slurm-gpu")

@@ -110,43 +110,55 @@ def test_outputs_are_copies_where_links_fail(torch_engine, tmp_path, monkeypatch
 # or source image) is refused in one line, exit 2. Each case puts the entry a job with other settings
 # made at the place of the entry the job asks for.
 
-STALE = {
-    "model": ("generate", dict(model="tiny_model_epsilon"), "model="),
-    "lora": ("generate", dict(lora=None), "loras=[]"),
+STALE = {  # case: (stage, what the stale entry was made with, what the refusal names)
+    "model": ("generate", dict(engine="other model"), "model="),
+    "lora": ("generate", dict(engine="no lora"), "loras=[]"),
     "resolution": ("generate", dict(resolution=128), "resolution=128"),
     "steps": ("invert", dict(steps=4), "timesteps=[1, 251, 501, 751]"),
     "source image": ("invert", dict(image=1), "source_sha256="),
 }
 
 
+@pytest.fixture(scope="module")
+def engines(tiny_model, tiny_model_epsilon, torch_engine, lora_file):  # noqa: F811
+    from jstyleid.engines import load_engine
+
+    return {"lora": load_engine("torch", str(tiny_model), device="cpu", dtype="float32", lora=str(lora_file)),
+            "no lora": torch_engine,
+            "other model": load_engine("torch", str(tiny_model_epsilon), device="cpu", dtype="float32")}
+
+
 @pytest.mark.parametrize("case", STALE)
-def test_a_stale_entry_is_refused(case, request, tiny_model, inputs, lora_file, tmp_path, capsys):  # noqa: F811
+def test_a_stale_entry_is_refused(case, tiny_model, inputs, lora_file, engines, tmp_path, capsys):  # noqa: F811
     stage, change, problem = STALE[case]
-    settings = dict(model=tiny_model, lora=lora_file, resolution=RES, steps=STEPS, image=0)
+    asked = dict(engine="lora" if stage == "generate" else "no lora", resolution=RES, steps=STEPS, image=0)
 
-    def job(store, **changes):
-        s = dict(settings, **changes)
+    def make(store, engine, resolution, steps, image):
         if stage == "generate":
-            return ["generate", "--model", str(s["model"]), "--device", "cpu", "--prompt", "a cat", "--out",
-                    str(tmp_path / "out.png"), "--steps", "2", "--resolution", str(s["resolution"]), "--store",
-                    str(store), *(["--lora", str(s["lora"])] if s["lora"] else [])]
-        return ["invert", "--model", str(s["model"]), "--device", "cpu", "--role", "content", "--image",
-                str(inputs["images"][s["image"]]), "--out", str(tmp_path / "out.h5"), "--steps", str(s["steps"]),
-                "--resolution", str(RES), "--store", str(store)]
+            generate_images(engines[engine], ["a cat"], [tmp_path / "made.png"], steps=2, resolution=resolution,
+                            store=store)
+        else:
+            invert_images(engines[engine], [inputs["images"][image]], [tmp_path / "made.h5"], role="content",
+                          steps=steps, resolution=RES, store=store)
 
-    if "model" in change:
-        change = dict(model=request.getfixturevalue(change["model"]))
-    asked, stale = tmp_path / "asked", tmp_path / "stale"
-    assert main(job(asked)) == 0 and main(job(stale, **change)) == 0
-    [wanted], [other] = entries(asked), entries(stale)
-    for suffix in (wanted.suffix, ".json"):
+    wanted_store, stale_store = tmp_path / "asked", tmp_path / "stale"
+    make(wanted_store, **asked)
+    make(stale_store, **dict(asked, **change))
+    [wanted], [other] = entries(wanted_store), entries(stale_store)
+    for suffix in (wanted.suffix, ".json"):  # the stale entry, sidecar and all, at the place of the asked one
         wanted.with_suffix(suffix).unlink()
         shutil.copyfile(other.with_suffix(suffix), wanted.with_suffix(suffix))
+    job = (["generate", "--prompt", "a cat", "--out", tmp_path / "out.png", "--steps", 2, "--lora", lora_file]
+           if stage == "generate" else
+           ["invert", "--role", "content", "--image", inputs["images"][0], "--out", tmp_path / "out.h5",
+            "--steps", STEPS])
     capsys.readouterr()
-    assert main(job(asked)) == 2
+    assert main([*map(str, job), "--model", str(tiny_model), "--device", "cpu", "--resolution", str(RES),
+                 "--store", str(wanted_store)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith(f"jstyleid {stage}: error: {wanted}: store entry was made with ")
     assert problem in lines[-1] and "Traceback" not in "\n".join(lines)
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.h5").exists()
 
 
 def test_a_stored_cache_whose_file_is_not_its_sidecars_is_refused(tiny_model, inputs, tmp_path, capsys):
@@ -207,3 +219,17 @@ def test_gc_deletes_only_unreferenced_entries(tmp_path, capsys):
     assert [e.path.exists() for e in made] == [False, False, True, False]
     assert (tmp_path / "out" / "2.bin").read_bytes() == b"x" * 300
     assert main(["gc", "--store", str(store.root), "--max-size", "lots"]) == 2
+
+
+def test_report_counts_what_each_job_took_from_the_store(tmp_path):
+    import json
+
+    log = tmp_path / "generate.log"
+    log.write_text("2026-12-02 06:58:15,129 jstyleid.store: generate: 2 of 3 image(s) from the store, 1 to compute\n")
+    jobs = [dict(style="01", stage="generate", log=str(log)), dict(style="01", stage="inject", log="missing.log")]
+    out = tmp_path / "report/index.html"
+    manifest = dict(styles=[], benchmarks=[], config={}, store_logs=jobs)
+    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "<tr><td>01</td><td>generate</td><td class=num>2</td><td class=num>1</td></tr>" in page
+    assert "<td>inject</td>" not in page  # no log, no row

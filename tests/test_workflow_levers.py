@@ -50,6 +50,27 @@ def test_a_sweep_over_layers_and_reference_mode_reuses_the_caches(workflow):
     assert all("--refs-mode rotate --engine" in line and "--gamma 0.5 " in line for line in sweeps.values())
 
 
+@pytest.mark.slow
+def test_img2img_start_reruns_that_styles_generation_and_what_follows(workflow):
+    edit_config(workflow, gen_strength=0.5)  # without an init image the strength changes nothing
+    assert pending(workflow) == set()
+    edit_config(workflow, styles={"01": {"gen_init": "style_mean"}})
+    assert pending(workflow) == chain("01", "generate", "invert_content", "inject") | AFTER_INJECT
+    [line] = commands(workflow, "jstyleid generate")
+    assert "--init-mean data/01/images/stripes_0.png data/01/images/stripes_1.png data/01/images/stripes_2.png" \
+           " --strength 0.5 " in line
+
+
+@pytest.mark.slow
+def test_candidates_rerun_that_styles_generation_and_what_follows(workflow):
+    edit_config(workflow, gen_candidates_metric="dino")  # one candidate: no metric is used
+    assert pending(workflow) == set()
+    edit_config(workflow, gen_candidates_metric="hist", styles={"02": {"gen_candidates": 2}})
+    assert pending(workflow) == chain("02", "generate", "invert_content", "inject") | AFTER_INJECT
+    [line] = commands(workflow, "jstyleid generate")
+    assert "--candidates 2 --candidates-metric hist --references data/02/images/dots_0.png" in line
+
+
 # Dry runs of a fresh copy.
 
 def test_defaults_add_no_option_to_any_command(tmp_path):
@@ -57,6 +78,20 @@ def test_defaults_add_no_option_to_any_command(tmp_path):
     lines = commands(workdir, "jstyleid")
     assert len(lines) == 13  # make-model, 5 per style, submission, report
     assert not [line for line in lines if any(flag in line for flag in NEW_FLAGS)]
+
+
+def test_init_folder_gives_one_image_per_prompt(tmp_path):
+    import shutil
+
+    workdir = copy_workflow(tmp_path / "wf")
+    for name in ["Cat", "Lighthouse", "Tree"]:
+        (workdir / "starts/02").mkdir(parents=True, exist_ok=True)
+        shutil.copy(workdir / "data/02/images/dots_1.png", workdir / f"starts/02/{name}.png")
+    edit_config(workdir, styles={"02": {"gen_init": "starts/{style}", "gen_strength": 0.9}})
+    lines = {line.split("--lora results/")[1][:2]: line for line in commands(workdir, "jstyleid generate")}
+    assert "--init" not in lines["01"]
+    assert ("--init-image starts/02/Cat.png starts/02/Lighthouse.png starts/02/Tree.png --strength 0.9 "
+            in lines["02"])
 
 
 def test_sweep_labels_and_a_per_style_sweep(tmp_path):
@@ -75,6 +110,9 @@ def test_sweep_labels_and_a_per_style_sweep(tmp_path):
     (dict(style_refs_mode="cycle"), "cycle"),
     (dict(sweep={"style_refs_mode": ["pool", "shuffle"]}), "shuffle"),
     (dict(styles={"01": {"layers": "all"}}), "all"),
+    (dict(gen_strength=0), "gen_strength"),
+    (dict(gen_candidates=0), "gen_candidates"),
+    (dict(styles={"02": {"gen_candidates_metric": "lpips"}}), "lpips"),
 ])
 def test_bad_lever_settings_are_refused(tmp_path, change, message):
     workdir = copy_workflow(tmp_path / "wf")

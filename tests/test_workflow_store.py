@@ -35,6 +35,8 @@ def test_a_new_prompt_computes_only_its_chain_and_new_steps_nothing_stale(tmp_pa
         assert counts(workdir, stage) == (2, 1)  # Bird and Sailing ship from the store, the new prompt computed
     assert all(path.read_bytes() == data for path, data in before.items())
     assert (results / "styleid/A new prompt.png").is_file()
+    report = (workdir / "results/report/index.html").read_text()
+    assert "<tr><td>01</td><td>generate</td><td class=num>2</td><td class=num>1</td></tr>" in report
 
     # Other inversion steps: the store holds only 3-step caches, so nothing of them is reused.
     edit_config(workdir, styles={"01": {"inversion_steps": 4}})

@@ -63,11 +63,12 @@ def score_styles(styles: Sequence[dict], metrics: dict, device: str, clip_r_word
     final score where all six are present.
 
     styles: [{"name", "refs": [image], "settings": [{"label", "outputs", "images": [image]}]}]
-    Returns ({style: {label: {"outputs", "images", part: value, ..., "final"}}}, {label: {part: value, "final"}}).
+    Returns ({style: {label: {"outputs", "images", part: value, ..., "final", "per_image": {part: {image: value}}}}},
+             {label: {part: value, ..., "final"}}); per-image values for hist, dino, clip_iqa, clip_r.
     """
     from tqdm import tqdm
 
-    per_style = {s["name"]: {x["label"]: {"outputs": x["outputs"], "images": len(x["images"])}
+    per_style = {s["name"]: {x["label"]: {"outputs": x["outputs"], "images": len(x["images"]), "per_image": {}}
                              for x in s["settings"]} for s in styles}
     labels = list(dict.fromkeys(x["label"] for s in styles for x in s["settings"]))
     overall = {label: {} for label in labels}
@@ -81,7 +82,10 @@ def score_styles(styles: Sequence[dict], metrics: dict, device: str, clip_r_word
             for style in styles:
                 for setting in (x for x in style["settings"] if x["label"] == label):
                     result = metric.style(setting["images"], style["refs"])
-                    per_style[style["name"]][label][part] = result["value"]
+                    row = per_style[style["name"]][label]
+                    row[part] = result["value"]
+                    if "per_image" in result:
+                        row["per_image"][part] = dict(zip(map(str, setting["images"]), result["per_image"]))
                     results.append(result)
                     jobs.update()
             overall[label][part] = (metric.overall(results) if hasattr(metric, "overall")

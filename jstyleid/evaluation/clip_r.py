@@ -62,7 +62,7 @@ class ClipR:
         from PIL import Image
 
         index = {text: i for i, text in enumerate(self.candidates)}
-        correct = 0
+        hits = []
         with torch.no_grad():
             for i in range(0, len(generated), self.batch_size):
                 paths = generated[i:i + self.batch_size]
@@ -70,8 +70,9 @@ class ClipR:
                 inputs = self.processor(text=self.candidates, images=images, return_tensors="pt", padding=True)
                 probs = self.model(**inputs.to(self.device)).logits_per_image.softmax(dim=1)
                 top = torch.topk(probs, min(TOP_K, len(self.candidates)), dim=1).indices.tolist()
-                correct += sum(index[own_prompt(p)] in row for p, row in zip(paths, top))
-        return {"value": correct / len(generated), "correct": correct, "total": len(generated)}
+                hits += [float(index[own_prompt(p)] in row) for p, row in zip(paths, top)]
+        correct = int(sum(hits))
+        return {"value": correct / len(generated), "correct": correct, "total": len(generated), "per_image": hits}
 
     def overall(self, styles: Sequence[dict]) -> float:
         return sum(s["correct"] for s in styles) / sum(s["total"] for s in styles)

@@ -49,4 +49,4 @@ class Dino:
         gen, ref = self.features(list(generated)), self.features(list(references))
         cosine = torch.nn.functional.cosine_similarity(gen[:, None], ref[None], dim=-1)  # images x refs
         per_image = cosine.double().mean(dim=1)
-        return {"value": per_image.mean().item()}
+        return {"value": per_image.mean().item(), "per_image": per_image.tolist()}

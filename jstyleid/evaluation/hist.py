@@ -100,19 +100,27 @@ def correlation(reference: np.ndarray, generated: np.ndarray) -> float:
     return float(cv2.compareHist(reference, generated, cv2.HISTCMP_CORREL))
 
 
-def hist_score(generated: Sequence, references: Sequence) -> float:
-    """The scorer's hist_score_api(generated paths, reference paths) for one style."""
+def hist_scores(generated: Sequence, references: Sequence) -> tuple[float, list[float]]:
+    """The scorer's hist_score_api(generated paths, reference paths) for one style, and each
+    generated image's own (rgb + hsv) / 2."""
     if not generated or not references:
         raise InputError(generated[0] if generated else "references", "Hist needs generated and reference images")
     refs = [read_bgr(p) for p in references]
     ref_rgb = reference_histogram([rgb_histogram(r) for r in refs])
     ref_hsv = reference_histogram([hsv_histogram(hsv_codes(r)) for r in refs])
-    rgb_total = hsv_total = 0.0
+    rgb, hsv = [], []
     for path in generated:
         image = read_bgr(path)
-        rgb_total += correlation(ref_rgb, rgb_histogram(image))
-        hsv_total += correlation(ref_hsv, hsv_histogram(hsv_codes(image)))
-    return (rgb_total / len(generated) + hsv_total / len(generated)) / 2
+        rgb.append(correlation(ref_rgb, rgb_histogram(image)))
+        hsv.append(correlation(ref_hsv, hsv_histogram(hsv_codes(image))))
+    rgb_total = hsv_total = 0.0
+    for r, h in zip(rgb, hsv):  # Python float sums in the scorer's order
+        rgb_total, hsv_total = rgb_total + r, hsv_total + h
+    return (rgb_total / len(generated) + hsv_total / len(generated)) / 2, [(r + h) / 2 for r, h in zip(rgb, hsv)]
+
+
+def hist_score(generated: Sequence, references: Sequence) -> float:
+    return hist_scores(generated, references)[0]
 
 
 class Hist:
@@ -122,7 +130,8 @@ class Hist:
     weights = "none (OpenCV)"
 
     def style(self, generated: Sequence[Path], references: Sequence[Path], **_) -> dict:
-        return {"value": hist_score(generated, references)}
+        value, per_image = hist_scores(generated, references)
+        return {"value": value, "per_image": per_image}
 
     def load(self, device: str):
         """Nothing to load: Hist has no network."""

@@ -4,7 +4,9 @@
 
 The overall parts are the scorer's: Hist, DINO, LPIPS and CLIP-IQA are means over styles (np.mean of
 the per-style values), FID is one distance over all styles' images pooled, CLIP-R is correct / total
-over all images. A final score exists only when all six parts do.
+over all images. A final score exists only when all six parts do. (Comparing with the scorer's
+output: the dict get_score returns shows Hist's value under 'clip_iqa_score', a slip of its return
+statement; its final_score, and result.json, use the real CLIP-IQA.)
 """
 
 from __future__ import annotations

@@ -1,0 +1,79 @@
+"""Both reports of a real run (tiny model, two styles, a gamma sweep): Snakemake's `--report` zip holds
+every output marked for it under its style and stage, and jstyleid's folder shows every picture in
+headless Chromium, in place and copied elsewhere."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from chromium import probe_page
+from test_workflow import STYLES, copy_workflow, edit_config, snakemake
+
+pytestmark = pytest.mark.slow
+GAMMAS = [0.25, 0.5]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("reports") / "wf")
+    edit_config(workdir, sweep={"gamma": GAMMAS, "temperature": []})
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def expected_categories(workdir: Path) -> dict:
+    """{category: {subcategory: sorted files}} that the report() marks in rules/ give this run."""
+    categories = {}
+    for style in STYLES:
+        names = sorted(p.name for p in (workdir / f"results/{style}/styleid").glob("*.png"))
+        assert names, style
+        categories[f"Style {style}"] = {
+            "1 LoRA training": [f"results/{style}/lora/loss.csv", f"results/{style}/lora/loss.png"],
+            "2 content images": [f"results/{style}/content/{n}" for n in names],
+            "3 StyleID outputs": [f"results/{style}/styleid/{n}" for n in names],
+            "4 sweep": [f"results/{style}/sweep/g{g}_t1.5/{n}" for g in GAMMAS for n in names],
+        }
+    categories["Overview"] = {"Other": ["results/report/index.html"]}
+    return categories
+
+
+def test_snakemake_report_holds_the_marked_outputs(run, tmp_path):
+    snakemake(run, "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        page = archive.read("report/report.html").decode()
+        names = archive.namelist()
+        held = {}
+        for name in names:
+            if name.startswith("report/data/raw/"):
+                held.setdefault(Path(name).name, []).append(archive.read(name))
+    shown = json.loads(re.search(r"var categories = (\{.*?\});\n", page)[1])
+    assert {cat: {sub: sorted(files) for sub, files in subs.items()} for cat, subs in shown.items()} == \
+        expected_categories(run)
+    for subs in expected_categories(run).values():
+        for files in subs.values():
+            for file in files:  # the very bytes of each marked output are in the zip
+                assert (run / file).read_bytes() in held.get(Path(file).name, []), file
+    # the jstyleid page travels with its thumbnails
+    assert any(name.startswith("report/data/raw/") and "/img/" in name for name in names)
+    assert "StyleID output &quot;Bird&quot; of style 01" in page and "gamma 0.75, temperature 1.5" in page
+    assert "g0.25_t1.5 (gamma 0.25, temperature" in page
+
+
+def test_workflow_report_shows_every_picture_in_chromium_in_place_and_copied(run, tmp_path):
+    report = run / "results/report/index.html"
+    pictures = 0
+    for style in STYLES:  # references, loss curve; per prompt content + output, the sweep's content + outputs
+        prompts = len(list((run / f"results/{style}/styleid").glob("*.png")))
+        pictures += len(list((run / f"data/{style}/images").iterdir())) + 1 + prompts * (2 + 1 + len(GAMMAS))
+    shown = probe_page(report)
+    assert len(shown["images"]) == pictures and all(img["width"] > 0 for img in shown["images"]), shown
+    assert shown["full"] and all(shown["full"])
+    copy = Path(shutil.copytree(run / "results/report", tmp_path / "elsewhere/report"))
+    moved = probe_page(copy / "index.html")
+    assert len(moved["images"]) == pictures and all(img["width"] > 0 for img in moved["images"]), moved
+    assert not any(moved["full"])
