@@ -21,7 +21,7 @@ METRICS = ("hist", "dino", "clip_r")
 
 
 class MetricScorer:
-    """A Scorer from the evaluation package: each candidate scored alone, as that metric scores one image.
+    """A Scorer from the evaluation package: each candidate's own value of the metric (its per_image).
 
     Made before any image is generated (weights that are not here are refused then); load() once the
     generation's model holds its device.
@@ -45,7 +45,7 @@ class MetricScorer:
     def __call__(self, candidates, references) -> list:
         if self.name == "clip_r":  # the texts to retrieve among: the own prompts of all candidates
             self.metric.set_candidates(list(candidates))
-        return [self.metric.style([path], references)["value"] for path in candidates]
+        return self.metric.style(list(candidates), references)["per_image"]
 
 
 def candidate_paths(out, count: int) -> list[Path]:

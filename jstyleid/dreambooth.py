@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CHECKPOINT_FILE, TrainingInterrupted
-from .engines.base import LORA_FILE
+from .engines.base import LORA_FILE, TEXT_ENCODER_PREFIX
 from .errors import InputError
 
 COMMAND = "train-lora"
 HELP = "DreamBooth-LoRA fine-tune the U-Net on one style folder; writes pytorch_lora_weights.safetensors"
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 ENCODE_BATCH = 4
-TEXT_ENCODER_PREFIX = "text_encoder."
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 log = logging.getLogger(__name__)
 

@@ -258,10 +258,10 @@ def report_manifest(wildcards):
 
 def store_logs():
     """The logs of the jobs that use the per-image store: the report counts what each reused."""
-    stages = (rules.generate, rules.invert_style, rules.invert_content, rules.inject)
+    stages = ("generate", "invert_style", "invert_content", "inject")
     return [
-        dict(style=style, stage=stage.rule.name, log=expand(stage.log[0], style=style)[0])
+        dict(style=style, stage=stage, log=expand(getattr(rules, stage).log[0], style=style)[0])
         for style in STYLES
         for stage in stages
-        if stage is not rules.generate or not user_content(style)
+        if stage != "generate" or not user_content(style)
     ]

@@ -97,7 +97,7 @@ rule class_images:
     resources:
         **MODEL_JOB,
     params:
-        model=MODEL,
+        model=model_param,
         engine=ENGINE,
         prompt=lambda w: CLASS_IMAGES[w.class_key]["prompt"],
         number=lambda w: CLASS_IMAGES[w.class_key]["count"],

@@ -119,6 +119,7 @@ def test_missing_weights_are_unavailable_and_no_final(tmp_path, monkeypatch):
         assert status[part]["status"] == "unavailable" and status[part]["reason"], part
     assert "not in the local Hugging Face cache" in status["dino"]["reason"]
     assert "squeezenet1_1-b8a52dc0.pth" in status["lpips"]["reason"]
+    assert str(tmp_path / ".cache" / "clip" / "RN50.pt") in status["clip_iqa"]["reason"]  # where piq reads
     g = write_bgr(tmp_path / "g.png", [RED, RED, BLUE, BLACK])
     r = write_bgr(tmp_path / "r.png", [RED, WHITE, BLUE, BLACK])
     styles = [dict(name="00", refs=[r], settings=[dict(label="styleid", outputs=str(tmp_path), images=[g])])]
@@ -266,6 +267,71 @@ def test_clip_iqa_is_torchmetrics_clip_iqa_and_scaling_switch(torch_home, two_st
     # piq's model (the challenge's) sees [0, 1] pixels by default, the scorer's 0..255 with `challenge`
     assert (pixel_scale("clip_iqa", "correct"), pixel_scale("clip_iqa", "challenge")) == (1.0, 255.0)
     assert pixel_scale(torch_home["clip"], "correct") == 255.0  # CLIPProcessor divides by 255 itself
+
+
+@pytest.fixture
+def piq_clip(random_weights, tmp_path, monkeypatch):
+    """piq's CLIP class (ResNet image tower), small and random (RN50's 1024-wide embedding keeps the
+    softmax of 100 x cosine off 0 and 1), traced to TorchScript at
+    $HOME/.cache/clip/RN50.pt as piq's clip.load() reads it, and a CLIP processor with 77-token
+    context cached as openai/clip-vit-base-patch16, the hub id torchmetrics takes the tokenizer from."""
+    import shutil
+
+    import torch
+    from piq.feature_extractors import clip
+    from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(random_weights["clip"], model_max_length=77)
+    torch.manual_seed(2)
+    model = clip.CLIP(embed_dim=1024, image_resolution=64, vision_layers=(1, 1, 1, 1), vision_width=64,
+                      vision_patch_size=None, context_length=77, vocab_size=len(tokenizer), transformer_width=64,
+                      transformer_heads=1, transformer_layers=1).eval()
+    weights = tmp_path / "home" / ".cache" / "clip" / "RN50.pt"
+    weights.parent.mkdir(parents=True)
+    example = (torch.rand(1, 3, 64, 64), torch.zeros(1, 77, dtype=torch.long))
+    with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
+        torch.jit.save(torch.jit.trace(model, example, check_trace=False), weights)
+    cache, commit = tmp_path / "hf", "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / "models--openai--clip-vit-base-patch16"
+    snapshot = repo / "snapshots" / commit
+    CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(snapshot)
+    shutil.copy(f"{random_weights['clip']}/config.json", snapshot)  # AutoTokenizer reads the model type there
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    return dict(weights=weights, tokenizer=tokenizer)
+
+
+def test_clip_iqa_default_is_piqs_clip_through_torchmetrics_in_both_scalings(piq_clip, two_styles):
+    import torch
+    from piq.feature_extractors import clip
+    from torchvision.transforms.functional import to_tensor
+
+    gen, _ = two_styles[0]
+    model = clip.build_model(torch.jit.load(piq_clip["weights"]).state_dict()).float().eval()
+    tokens = torch.zeros(2, 77, dtype=torch.long)  # the anchors' token ids, zero-padded to the context
+    for row, ids in zip(tokens, piq_clip["tokenizer"](["Good photo.", "Bad photo."])["input_ids"]):
+        row[:len(ids)] = torch.tensor(ids)
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    pixels = torch.stack([to_tensor(Image.open(g).convert("RGB")) for g in gen])
+    values = {}
+    for scaling, scale in (("correct", 1.0), ("challenge", 255.0)):
+        metric = build("clip_iqa", dict(clip_iqa_scaling=scaling))  # default model "clip_iqa"
+        assert metric.weights.startswith(f"{piq_clip['weights']} + openai/clip-vit-base-patch16")
+        metric.load("cpu")
+        with torch.no_grad():  # by hand: softmax(100 cos(image, anchors))[0], images CLIP-normalised
+            text = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1)
+            image = model.encode_image((pixels * scale - mean) / std, pos_embedding=False)
+        expected = (100 * torch.nn.functional.normalize(image, dim=-1) @ text.T).softmax(dim=-1)[:, 0]
+        result = metric.style(gen)
+        assert 0.01 < expected.min() and expected.max() < 0.99  # not saturated: the values can tell
+        assert result["per_image"] == pytest.approx(expected.tolist(), abs=1e-5)
+        assert result["value"] == pytest.approx(expected.mean().item(), abs=1e-5)
+        values[scaling] = result["value"]
+    assert values["correct"] != pytest.approx(values["challenge"], abs=1e-4)
 
 
 def test_clip_r_counts_own_prompt_in_top5_pooled(torch_home, two_styles, tmp_path):

@@ -1,6 +1,6 @@
 """Issue 11's levers in the workflow: what each setting reruns, and the commands it gives.
 
-Uses the helpers and the completed-run fixtures of tests/test_workflow.py (each test works on a copy).
+Uses the helpers and the `workflow` fixture of tests/test_workflow.py (each test works on a copy).
 """
 
 from __future__ import annotations
@@ -9,8 +9,17 @@ import re
 
 import pytest
 
-from test_workflow import (AFTER_INJECT, STYLES, built, chain, commands, copy_workflow,  # noqa: F401
-                                 edit_config, pending, snakemake, workflow)
+from test_workflow import (AFTER_INJECT, chain, commands, copy_workflow, edit_config, pending,  # noqa: F401
+                           snakemake, workflow)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The workflow run once to completion (as test_workflow's, with room for a loaded machine)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("built") / "wf")
+    snakemake(workdir, "--cores", "2", timeout=2400)
+    return workdir
+
 
 NEW_FLAGS = ("--layers", "--refs-mode", "--init-image", "--init-mean", "--strength", "--candidates")
 
@@ -52,8 +61,8 @@ def test_a_sweep_over_layers_and_reference_mode_reuses_the_caches(workflow):
 
 @pytest.mark.slow
 def test_img2img_start_reruns_that_styles_generation_and_what_follows(workflow):
-    edit_config(workflow, gen_strength=0.5)  # without an init image the strength changes nothing
-    assert pending(workflow) == set()
+    edit_config(workflow, gen_strength=0.5)  # without an init image it changes no picture (the report shows the config)
+    assert pending(workflow) == {("report", "*")}
     edit_config(workflow, styles={"01": {"gen_init": "style_mean"}})
     assert pending(workflow) == chain("01", "generate", "invert_content", "inject") | AFTER_INJECT
     [line] = commands(workflow, "jstyleid generate")
@@ -63,8 +72,8 @@ def test_img2img_start_reruns_that_styles_generation_and_what_follows(workflow):
 
 @pytest.mark.slow
 def test_candidates_rerun_that_styles_generation_and_what_follows(workflow):
-    edit_config(workflow, gen_candidates_metric="dino")  # one candidate: no metric is used
-    assert pending(workflow) == set()
+    edit_config(workflow, gen_candidates_metric="dino")  # one candidate: no metric is used, no picture changes
+    assert pending(workflow) == {("report", "*")}
     edit_config(workflow, gen_candidates_metric="hist", styles={"02": {"gen_candidates": 2}})
     assert pending(workflow) == chain("02", "generate", "invert_content", "inject") | AFTER_INJECT
     [line] = commands(workflow, "jstyleid generate")

@@ -10,13 +10,13 @@ def load_engine(name: str, model: str, device: str = "auto", dtype: str = "auto"
     """Load `model` (see jstyleid.models.resolve_model) on the named engine.
 
     `layers`: the injected self-attention layers, module paths or presets of jstyleid.layers
-    (default: the spec's six decoder layers).
+    (default: the spec's six decoder layers; an empty list injects nothing: plain DDIM).
     """
     from ..layers import resolve_layers
     from .base import INJECTED_LAYERS
 
     options = dict(device=device, dtype=dtype, lora=lora,
-                   layers=INJECTED_LAYERS if layers is None else resolve_layers(layers))
+                   layers=INJECTED_LAYERS if layers is None else resolve_layers(layers) if layers else ())
     if name == "torch":
         from .torch import TorchEngine
 

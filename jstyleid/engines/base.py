@@ -25,6 +25,7 @@ INJECTED_LAYERS = tuple(
 Tensor = Any
 # train-lora's output inside its folder (diffusers' name); both engines' loaders accept the folder.
 LORA_FILE = "pytorch_lora_weights.safetensors"
+TEXT_ENCODER_PREFIX = "text_encoder."  # the keys of a LoRA file's text-encoder part (the U-Net's: "unet.")
 
 
 def lora_file(path) -> Path:

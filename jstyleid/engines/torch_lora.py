@@ -12,9 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dreambooth import TEXT_ENCODER_PREFIX
 from ..errors import InputError
-from .base import lora_file
+from .base import TEXT_ENCODER_PREFIX, lora_file
 
 ADAPTER = "default"
 TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # diffusers' train_dreambooth_lora.py

@@ -1,8 +1,9 @@
 """CLIP-IQA: "Good photo." vs "Bad photo.", as jdiff_checker's clip_iqa_api computes it.
 
 The scorer calls torchmetrics' `CLIPImageQualityAssessment(prompts=("quality",))` with its default
-model "clip_iqa" (piq's CLIP ResNet-50 without positional embedding, ~/.cache/clip/RN50.pt, and the
-tokenizer of openai/clip-vit-base-patch16) on each style's images, and takes the mean per style,
+model "clip_iqa" (piq's CLIP ResNet-50 without positional embedding, ~/.cache/clip/RN50.pt as
+weights.piq_clip_checkpoint finds it, and the tokenizer of openai/clip-vit-base-patch16 from the Hugging
+Face cache) on each style's images, and takes the mean per style,
 then over styles. It feeds the images as `ToTensor()(img) * 255`, floats in 0..255, with the metric's
 default data_range=1.0: torchmetrics divides by data_range, so piq's network sees pixels 255 times too
 bright (then CLIP-normalised). Two scalings, chosen by `scaling`:
@@ -17,14 +18,12 @@ bright (then CLIP-normalised). Two scalings, chosen by `scaling`:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
-from .weights import Unavailable, hugging_face
+from .weights import hugging_face, piq_clip_checkpoint
 
 NAME = "clip_iqa"
 PIQ_MODEL = "clip_iqa"
-PIQ_WEIGHTS = Path("~/.cache/clip/RN50.pt")  # where piq's clip.load() reads (or would download) them
 PIQ_TOKENIZER = "openai/clip-vit-base-patch16"  # what torchmetrics loads the tokenizer from
 SCALINGS = ("correct", "challenge")
 
@@ -42,13 +41,7 @@ class ClipIqa:
             raise ValueError(f"CLIP-IQA scaling must be one of {SCALINGS}, not {scaling!r}")
         self.spec, self.scale = spec, pixel_scale(spec, scaling)
         if spec == PIQ_MODEL:
-            try:
-                import piq  # noqa: F401
-            except ImportError:
-                raise Unavailable("clip_iqa: the piq package (piq==0.8.0) is not installed") from None
-            weights = PIQ_WEIGHTS.expanduser()
-            if not weights.is_file():
-                raise Unavailable(f"{weights}: piq's CLIP weights are not on this machine (never downloaded)")
+            weights = piq_clip_checkpoint()
             hugging_face(PIQ_TOKENIZER)
             self.weights = f"{weights} + {PIQ_TOKENIZER} tokenizer"
         else:

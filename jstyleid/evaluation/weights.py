@@ -1,9 +1,13 @@
 """Finding a metric's weights on this machine. Nothing is ever downloaded: hub ids are looked up
-in the local Hugging Face cache only, torch hub checkpoints only where torch would read them."""
+in the local Hugging Face cache only, torch hub checkpoints only where torch would read them, piq's
+CLIP only where piq would read it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+PIQ_CLIP_CACHE = "~/.cache/clip"  # hard-coded in piq 0.8.0's clip.load(); $HOME decides, not TORCH_HOME
 
 
 class Unavailable(Exception):
@@ -33,4 +37,18 @@ def torch_hub_checkpoint(file_name: str, hub_dir: str = "") -> Path:
     path = Path(hub_dir or torch.hub.get_dir(), "checkpoints", file_name)
     if not path.is_file():
         raise Unavailable(f"{path}: no such checkpoint (never downloaded)")
+    return path
+
+
+def piq_clip_checkpoint() -> Path:
+    """The CLIP RN50 TorchScript file piq's clip.load() reads: ~/.cache/clip/RN50.pt (the file name of
+    piq's release URL). piq checks no checksum for its own URL, so the file there is used as it is;
+    where it is missing piq would download it, hence Unavailable instead."""
+    try:
+        from piq.feature_extractors import clip
+    except ImportError:
+        raise Unavailable("clip_iqa: the piq package (piq==0.8.0) is not installed") from None
+    path = Path(os.path.expanduser(PIQ_CLIP_CACHE), os.path.basename(clip.PIQ_CLIP_MODEL_PATH))
+    if not path.is_file():
+        raise Unavailable(f"{path}: piq's CLIP weights are not on this machine (never downloaded)")
     return path
