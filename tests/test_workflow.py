@@ -195,6 +195,11 @@ def test_user_content_replaces_generation(tmp_path):
     (dict(styles={"01": {"gamma": "high"}}), "high"),
 ])
 def test_bad_config_is_refused(tmp_path, change, message):
+    assert_config_refused(tmp_path, change, message)
+
+
+def assert_config_refused(tmp_path, change, message):
+    """The dry run of a copy with `change` in its config fails, saying `message`."""
     workdir = copy_workflow(tmp_path / "wf")
     edit_config(workdir, **change)
     result = snakemake(workdir, "-n", check=False)

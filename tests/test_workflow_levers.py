@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from test_workflow import (AFTER_INJECT, chain, commands, copy_workflow, edit_config, pending,  # noqa: F401
-                           snakemake, workflow)
+from test_workflow import (AFTER_INJECT, assert_config_refused, chain, commands, copy_workflow, edit_config,  # noqa: F401
+                           pending, snakemake, workflow)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,4 @@ def test_sweep_labels_and_a_per_style_sweep(tmp_path):
     (dict(styles={"02": {"gen_candidates_metric": "lpips"}}), "lpips"),
 ])
 def test_bad_lever_settings_are_refused(tmp_path, change, message):
-    workdir = copy_workflow(tmp_path / "wf")
-    edit_config(workdir, **change)
-    result = snakemake(workdir, "-n", check=False)
-    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert_config_refused(tmp_path, change, message)
