@@ -331,3 +331,21 @@ def test_clip_loads_prefixed_keys(jt, tmp_path_factory, tmp_path):
     reference = CLIPTextModel.from_pretrained(folder).state_dict()
     loaded = CLIPTextModel.from_pretrained(tmp_path).state_dict()
     assert all(np.array_equal(loaded[key].numpy(), reference[key].numpy()) for key in reference)
+
+
+def test_a_killed_child_process_does_not_end_a_process_that_imported_jittor():
+    """Jittor's core quick-exits a process one of whose children dies of a signal (its SIGCHLD handler)
+    and turns Ctrl-C into a quick exit; import_jittor gives both back to Python."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import signal, subprocess, sys, time\n"
+            "from jstyleid.engines.jittor import import_jittor\n"
+            "import_jittor()\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "child.kill(); child.wait(); time.sleep(0.5)\n"
+            "print('alive', signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, cwd=root)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1:] == ["alive True"], done.stderr[-2000:]

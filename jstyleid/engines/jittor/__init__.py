@@ -2,6 +2,8 @@
 
 import ctypes
 import os
+import signal
+import threading
 
 
 def _cuda_usable() -> bool:
@@ -27,6 +29,14 @@ def import_jittor():
     os.environ.setdefault("cache_name", "default")
     if not _cuda_usable():
         os.environ["nvcc_path"] = ""
+    # Jittor's core installs C signal handlers at import: a child process killed by any signal but
+    # SIGTERM (a job killed by SLURM, a test's SIGKILL) makes it quick_exit(1) this whole process, and
+    # Ctrl-C quick-exits past Python's cleanup (temporary files stay). Python keeps both.
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGCHLD, signal.SIGINT)}
     import jittor
 
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in kept.items():
+            if handler is not None:  # None: a handler not set from Python (Jittor's, on a later call)
+                signal.signal(sig, handler)
     return jittor
