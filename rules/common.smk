@@ -1,16 +1,19 @@
 """Config, style discovery and the input functions every rule shares."""
 
+import hashlib
 import itertools
 import json
 import random
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.logging import logger
 from snakemake.utils import validate
 
 from jstyleid.check import check_style
+from jstyleid.diskspace import check_room, planned_cache_bytes
 from jstyleid.errors import InputError
 from jstyleid.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images
 from jstyleid.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
@@ -265,3 +268,164 @@ def store_logs():
         for stage in stages
         if stage != "generate" or not user_content(style)
     ]
+
+
+# -- LoRA training levers (rules/dreambooth.smk) --
+
+
+def class_images_settings(style):
+    """What the style's class images (prior preservation) depend on; None when it is off."""
+    prompt = setting(style, "class_prompt")
+    if not prompt:
+        return None
+    return dict(
+        model=MODEL,
+        engine=config["engine"],
+        dtype=config["dtype"],
+        prompt=prompt,
+        count=setting(style, "num_class_images"),
+        resolution=setting(style, "resolution"),
+        seed=setting(style, "seed"),
+        steps=config["gen_steps"],
+        guidance=config["guidance"],
+    )
+
+
+def _class_key(settings):
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def class_images_dir(style):
+    settings = class_images_settings(style)
+    return f"results/class_images/{_class_key(settings)}" if settings else None
+
+
+def train_lora_levers(style):
+    """train-lora options of the training levers; empty at their defaults (the command stays as before)."""
+    options = []
+    if setting(style, "lr_scheduler") != "constant" or setting(style, "lr_warmup_steps"):
+        options += [
+            "--lr-scheduler",
+            setting(style, "lr_scheduler"),
+            "--lr-warmup-steps",
+            setting(style, "lr_warmup_steps"),
+        ]
+    if setting(style, "gradient_accumulation_steps") != 1:
+        options += ["--gradient-accumulation-steps", setting(style, "gradient_accumulation_steps")]
+    if class_images_dir(style):
+        options += [
+            "--class-dir",
+            class_images_dir(style),
+            "--class-prompt",
+            setting(style, "class_prompt"),
+            "--prior-loss-weight",
+            setting(style, "prior_loss_weight"),
+        ]
+    if setting(style, "lora_text_encoder"):
+        options += [
+            "--text-encoder-lora",
+            "--text-encoder-rank",
+            setting(style, "lora_text_encoder_rank"),
+            "--text-encoder-lr",
+            setting(style, "lora_text_encoder_lr"),
+        ]
+    if setting(style, "validation_every"):
+        prompts = [p.replace("{style}", style) for p in setting(style, "validation_prompts")]
+        if not prompts:
+            raise WorkflowError(f"style {style}: validation_every is set but validation_prompts is empty")
+        options += [
+            "--validation-every",
+            setting(style, "validation_every"),
+            "--validation-prompt",
+            *prompts,
+            "--validation-steps",
+            setting(style, "gen_steps"),
+            "--validation-guidance",
+            setting(style, "guidance"),
+        ]
+    return " ".join(shlex.quote(str(option)) for option in options)
+
+
+wildcard_constraints:
+    class_key="[0-9a-f]{16}",
+
+
+# -- evaluation and selection (rules/evaluate.smk) --
+
+
+def evaluating():
+    return config["evaluate"] or any(setting(style, "select") for style in STYLES)
+
+
+def eval_settings(style):
+    """[{label, outputs, images}] of the style's picture sets: its content images, the StyleID
+    outputs and one per sweep setting (labelled by its folder name), whatever keys the sweep varies."""
+    names = prompts(style)
+    styleid = expand(rules.inject.output[0], style=style)[0]
+    sets = [
+        dict(
+            label="content",
+            outputs=str(Path(content_images(style)[0]).parent),
+            images=[str(p) for p in content_images(style)],
+        ),
+        dict(label="styleid", outputs=styleid, images=files_in(styleid, names, ".png")),
+    ]
+    for point in sweep_settings(style):
+        folder = point["outputs"]
+        sets.append(dict(label=point["label"], outputs=folder, images=files_in(folder, names, ".png")))
+    return sets
+
+
+def eval_manifest(wildcards):
+    """Every style's references (all its images, as the challenge compares) and picture sets."""
+    return json.dumps(
+        dict(
+            styles=[
+                dict(name=style, refs=[str(p) for p in style_images(STYLES_DIR / style)], settings=eval_settings(style))
+                for style in STYLES
+            ]
+        )
+    )
+
+
+def selection_inputs():
+    """What the submission waits for when some style selects its setting: the scores and every sweep."""
+    if not any(setting(style, "select") for style in STYLES):
+        return []
+    return [rules.evaluate.output[0]] + [p["outputs"] for style in STYLES for p in sweep_settings(style)]
+
+
+def selection_option(wildcards):
+    """--scores/--select of the submission; empty (the plain submission) when no style selects.
+    A function of wildcards only, so that Snakemake's params trigger sees a change of `select`."""
+    if not any(setting(style, "select") for style in STYLES):
+        return ""
+    metrics = " ".join(setting(style, "select") or "none" for style in STYLES)
+    return f"--scores {rules.evaluate.output[0]} --select {metrics}"
+
+
+def report_evaluation():
+    """The report's scores section: scores.json and each style's `select`; None without evaluation."""
+    if not evaluating():
+        return None
+    return dict(scores=rules.evaluate.output[0], select={style: setting(style, "select") for style in STYLES})
+
+
+# -- the disk check before any job runs (rules/outcome.smk) --
+
+
+def planned_caches():
+    """(role, steps, resolution, missing cache files) of every style: what the inversions will write."""
+    for style in STYLES:
+        steps, resolution = setting(style, "inversion_steps"), setting(style, "resolution")
+        for role, names in (("content", prompts(style)), ("style", [p.stem for p in style_refs(style)])):
+            folder = f"results/{style}/cache/{role}"
+            yield role, steps, resolution, [f for f in files_in(folder, names, ".h5") if not Path(f).exists()]
+
+
+# Not for --unlock: recovering from a killed driver must work on a full disk too.
+if workflow.is_main_process and "--unlock" not in sys.argv:
+    try:
+        check_room(planned_cache_bytes(config["model"], planned_caches(), features=config["features"]), "results")
+    except InputError as err:
+        raise WorkflowError(str(err))

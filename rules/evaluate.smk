@@ -2,64 +2,6 @@
 and the per-style choice of the submitted setting (`select`)."""
 
 
-def evaluating():
-    return config["evaluate"] or any(setting(style, "select") for style in STYLES)
-
-
-def eval_settings(style):
-    """[{label, outputs, images}] of the style's picture sets: its content images, the StyleID
-    outputs and one per sweep setting (labelled by its folder name), whatever keys the sweep varies."""
-    names = prompts(style)
-    styleid = expand(rules.inject.output[0], style=style)[0]
-    sets = [
-        dict(
-            label="content",
-            outputs=str(Path(content_images(style)[0]).parent),
-            images=[str(p) for p in content_images(style)],
-        ),
-        dict(label="styleid", outputs=styleid, images=files_in(styleid, names, ".png")),
-    ]
-    for point in sweep_settings(style):
-        folder = point["outputs"]
-        sets.append(dict(label=point["label"], outputs=folder, images=files_in(folder, names, ".png")))
-    return sets
-
-
-def eval_manifest(wildcards):
-    """Every style's references (all its images, as the challenge compares) and picture sets."""
-    return json.dumps(
-        dict(
-            styles=[
-                dict(name=style, refs=[str(p) for p in style_images(STYLES_DIR / style)], settings=eval_settings(style))
-                for style in STYLES
-            ]
-        )
-    )
-
-
-def selection_inputs():
-    """What the submission waits for when some style selects its setting: the scores and every sweep."""
-    if not any(setting(style, "select") for style in STYLES):
-        return []
-    return [rules.evaluate.output[0]] + [p["outputs"] for style in STYLES for p in sweep_settings(style)]
-
-
-def selection_option(wildcards):
-    """--scores/--select of the submission; empty (the plain submission) when no style selects.
-    A function of wildcards only, so that Snakemake's params trigger sees a change of `select`."""
-    if not any(setting(style, "select") for style in STYLES):
-        return ""
-    metrics = " ".join(setting(style, "select") or "none" for style in STYLES)
-    return f"--scores {rules.evaluate.output[0]} --select {metrics}"
-
-
-def report_evaluation():
-    """The report's scores section: scores.json and each style's `select`; None without evaluation."""
-    if not evaluating():
-        return None
-    return dict(scores=rules.evaluate.output[0], select={style: setting(style, "select") for style in STYLES})
-
-
 rule evaluate:
     """results/eval/scores.json: Hist, DINO, LPIPS, FID, CLIP-IQA, CLIP-R and the final score per
     style and setting (parts without local weights: unavailable)."""

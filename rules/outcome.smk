@@ -1,10 +1,7 @@
-"""A run over many styles: a refused style fails as a job of its own, the disk is checked for the
-planned caches before any job runs, and the run ends with a summary of what failed."""
-
-import sys
+"""A run over many styles: a refused style fails as a job of its own, and the run ends with a summary
+of what failed (the disk check before any job runs is in common.smk)."""
 
 from jstyleid import outcome
-from jstyleid.diskspace import planned_cache_bytes, check_room
 
 
 localrules:
@@ -27,23 +24,6 @@ rule check_inputs:
         style_dir=lambda w: STYLES_DIR / w.refused,
     shell:
         "jstyleid check --style-dir {params.style_dir:q} 2> {log:q}"
-
-
-def planned_caches():
-    """(role, steps, resolution, missing cache files) of every style: what the inversions will write."""
-    for style in STYLES:
-        steps, resolution = setting(style, "inversion_steps"), setting(style, "resolution")
-        for role, names in (("content", prompts(style)), ("style", [p.stem for p in style_refs(style)])):
-            folder = f"results/{style}/cache/{role}"
-            yield role, steps, resolution, [f for f in files_in(folder, names, ".h5") if not Path(f).exists()]
-
-
-# Not for --unlock: recovering from a killed driver must work on a full disk too.
-if workflow.is_main_process and "--unlock" not in sys.argv:
-    try:
-        check_room(planned_cache_bytes(config["model"], planned_caches(), features=config["features"]), "results")
-    except InputError as err:
-        raise WorkflowError(str(err))
 
 
 onsuccess:
