@@ -140,7 +140,7 @@ def random_weights(tmp_path_factory):
 
     from jstyleid.evaluation.fid import INCEPTION_FILE
     from jstyleid.evaluation.lpips import SQUEEZENET_FILE
-    from jstyleid.presets import write_clip_tokenizer
+    from jstyleid.engines.presets import write_clip_tokenizer
 
     root = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)

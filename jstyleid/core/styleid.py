@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .engines.base import Engine, Injection
+from ..engines.base import Engine, Injection
 
 
 def invert(engine: Engine, z, cond, taus: Sequence[int], record: Sequence[str],

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CHECKPOINT_FILE, TrainingInterrupted
-from .engines.base import LORA_FILE, TEXT_ENCODER_PREFIX
-from .errors import InputError
+from ..engines.base import LORA_FILE, TEXT_ENCODER_PREFIX
+from ..errors import InputError
 
 COMMAND = "train-lora"
 HELP = "DreamBooth-LoRA fine-tune the U-Net on one style folder; writes pytorch_lora_weights.safetensors"
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    from .engines import add_engine_arguments
+    from ..engines import add_engine_arguments
 
     add_engine_arguments(parser)
     parser.add_argument("--style-dir", required=True, help="style folder (with images/)")
@@ -74,8 +74,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .engines import load_engine
-    from .inputs import style_images
+    from ..engines import load_engine
+    from ..storage.inputs import style_images
 
     images = style_images(args.style_dir)  # fail on a bad folder before loading the model
     for option in ("steps", "rank", "batch_size", "gradient_accumulation_steps", "text_encoder_rank",
@@ -184,7 +184,7 @@ def save_lora(path, state_dict: dict[str, np.ndarray], scale: float) -> None:
     assumes alpha = rank without metadata) gets the same model."""
     from safetensors.numpy import save
 
-    from .fileio import atomic_path
+    from ..storage.fileio import atomic_path
 
     tensors = {}
     for key, value in state_dict.items():
@@ -198,7 +198,7 @@ def save_lora(path, state_dict: dict[str, np.ndarray], scale: float) -> None:
 
 def _encode(trainer, paths, resolution):
     """Mean and std of the VAE latents of the images, encoded once."""
-    from .inputs import preprocess
+    from ..storage.inputs import preprocess
 
     pixels = np.stack([preprocess(path, resolution) for path in paths])
     encoded = [trainer.encode(pixels[i:i + ENCODE_BATCH]) for i in range(0, len(pixels), ENCODE_BATCH)]
@@ -219,8 +219,8 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     from tqdm.auto import tqdm
 
     from . import checkpoint
-    from .fileio import atomic_path
-    from .plots import plot_loss
+    from ..storage.fileio import atomic_path
+    from ..reporting.plots import plot_loss
 
     engine.check_resolution(resolution)
     out_dir = Path(out_dir)

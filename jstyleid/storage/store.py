@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .errors import InputError
+from .. import __version__
+from ..errors import InputError
 from .fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import DiskFull, InputError
+from ..errors import DiskFull, InputError
 
 # Longest file name, in bytes of UTF-8, that ext4, XFS, btrfs, APFS and NTFS all accept.
 NAME_MAX = 255

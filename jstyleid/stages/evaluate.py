@@ -19,7 +19,7 @@ import json
 import logging
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 COMMAND = "evaluate"
@@ -29,9 +29,9 @@ VERSIONED = ("jstyleid", "numpy", "opencv-python-headless", "pillow", "torch", "
 
 
 def add_arguments(parser):
-    from .evaluation import DEFAULT_WEIGHTS
-    from .evaluation.clip_iqa import SCALINGS
-    from .evaluation.score import PARTS
+    from ..evaluation import DEFAULT_WEIGHTS
+    from ..evaluation.clip_iqa import SCALINGS
+    from ..evaluation.score import PARTS
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", help="JSON text: styles, their references and settings (see the module doc)")
@@ -52,9 +52,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .devices import resolve_device
-    from .evaluation import available_metrics, score_styles
-    from .fileio import write_json
+    from ..engines.devices import resolve_device
+    from ..evaluation import available_metrics, score_styles
+    from ..storage.fileio import write_json
 
     styles = _styles_from_manifest(args.manifest) if args.manifest else _styles_from_upload(args.upload, args.gt)
     options = dict(dino=args.dino, clip=args.clip, clip_iqa=args.clip_iqa, torch_hub=args.torch_hub,

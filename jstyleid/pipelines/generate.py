@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError
-from .store import add_store_argument
+from ..errors import InputError
+from ..storage.store import add_store_argument
 
 COMMAND = "generate"
 HELP = "generate images for prompts (e.g. a style's prompt.json) with DDIM + guidance, optionally with a LoRA"
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     from .candidates import METRICS
-    from .engines import add_engine_arguments
+    from ..engines import add_engine_arguments
 
     add_engine_arguments(parser)
     parser.add_argument("--lora", help="pytorch_lora_weights.safetensors or its folder (default: the base model)")
@@ -58,9 +58,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .engines import load_engine
-    from .fileio import check_names
-    from .inputs import read_prompts, safe_filename
+    from ..engines import load_engine
+    from ..storage.fileio import check_names
+    from ..storage.inputs import read_prompts, safe_filename
 
     if args.prompts:
         if not args.out_dir or args.out:
@@ -103,7 +103,7 @@ def _candidate_scorer(args):
     if not args.references and args.candidates_metric != "clip_r":
         raise InputError("--references", f"{args.candidates_metric} scores candidates against the style's images")
     from .candidates import MetricScorer
-    from .inputs import load_rgb
+    from ..storage.inputs import load_rgb
 
     for path in args.references or []:
         load_rgb(path)  # an unreadable reference is refused now, not after the candidates
@@ -112,9 +112,9 @@ def _candidate_scorer(args):
 
 def _img2img_start(args, n_prompts):
     """The img2img start of --init-image / --init-mean, or None for starts from pure noise."""
-    from .img2img import Img2ImgStart, mean_image
-    from .inputs import preprocess
-    from .schedule import img2img_timesteps, timesteps
+    from ..core.img2img import Img2ImgStart, mean_image
+    from ..storage.inputs import preprocess
+    from ..core.schedule import img2img_timesteps, timesteps
 
     if not (args.init_image or args.init_mean):
         return None
@@ -154,15 +154,15 @@ def sample(engine, texts: Sequence[str], noise: np.ndarray, taus: Sequence[int],
 def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: int = 25, guidance: float = 7.5,
                     resolution: int = 512, template: str = "{prompt}", seed: int = 0, batch_size: int = 4,
                     negative_prompt: str = "", store=None, init=None, candidate: int = 0) -> None:
-    """`store`: a result store folder (jstyleid/store.py): finished images are taken from it, new ones added.
+    """`store`: a result store folder (jstyleid/storage/store.py): finished images are taken from it, new ones added.
     `init(engine, rows, noise, taus)` -> (start latents, taus to sample) replaces the pure-noise start
-    of prompts[rows] (jstyleid.img2img.Img2ImgStart); its `fields(i)` join image i's store key.
+    of prompts[rows] (jstyleid.core.img2img.Img2ImgStart); its `fields(i)` join image i's store key.
     `candidate` k > 0 draws the noise of candidate k (jstyleid.candidates)."""
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from .schedule import timesteps
-    from .store import Results, batches, compute_identity, plan
+    from ..core.schedule import timesteps
+    from ..storage.store import Results, batches, compute_identity, plan
 
     engine.check_resolution(resolution)
     taus = timesteps(steps)
@@ -187,8 +187,8 @@ def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: in
 
 def _lora_digest(lora) -> str:
     """sha256 of a LoRA weights file (a folder means its pytorch_lora_weights.safetensors)."""
-    from .dreambooth import LORA_FILE
-    from .inputs import sha256_file
+    from ..training.lora import LORA_FILE
+    from ..storage.inputs import sha256_file
 
     path = Path(lora)
     return sha256_file(path / LORA_FILE if path.is_dir() else path)

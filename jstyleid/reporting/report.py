@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import InputError
+from ..errors import InputError
 
 ASSETS = "img"  # the report folder's own copies of what it shows
 THUMB_SIDE = 256  # px, longest side of a thumbnail
@@ -88,7 +88,7 @@ def run(args):
         styles, benchmarks, config = manifest["styles"], manifest["benchmarks"], manifest["config"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise InputError("--manifest", f"not a report manifest ({err!r})") from None
-    from .fileio import atomic_path
+    from ..storage.fileio import atomic_path
 
     out = Path(args.out)
     body = [f"<h1>jstyleid report</h1><p>Model: {_e(config.get('model', '?'))}</p>"]
@@ -96,7 +96,7 @@ def run(args):
         body.append(_failures(manifest["failures"]))
     body += [_style_section(style, out.parent) for style in styles]
     if manifest.get("evaluation"):
-        from .evaluation.report import section
+        from ..evaluation.report import section
 
         body.append(section(manifest["evaluation"], out.parent))
     if manifest.get("store_logs"):
@@ -109,7 +109,7 @@ def run(args):
 
 
 def _style_section(style, base):
-    from .inputs import read_prompts, safe_filename
+    from ..storage.inputs import read_prompts, safe_filename
 
     contents = {Path(c).stem: c for c in style["contents"]}
     prompts = list(read_prompts(style["prompts"]).values())
@@ -133,15 +133,15 @@ def _style_section(style, base):
 
 
 def _validation_strips(lora_dir, base):
-    """Per validation prompt, its images across the LoRA training steps (jstyleid/validation.py)."""
-    from .validation import strips_html
+    """Per validation prompt, its images across the LoRA training steps (jstyleid/training/validation.py)."""
+    from ..training.validation import strips_html
 
     return strips_html(lora_dir, lambda path: _img(path, base)) if lora_dir else ""
 
 
 def _sweep_grid(sweep, prompts, contents, base):
     """Rows: prompts; columns: the content, then one output per (gamma, temperature) of the sweep."""
-    from .inputs import safe_filename
+    from ..storage.inputs import safe_filename
 
     if not sweep:
         return ""
@@ -157,7 +157,7 @@ def _sweep_grid(sweep, prompts, contents, base):
 
 def _candidates_grid(scores_file, prompts, base):
     """Per prompt, every generated candidate small with its score; the kept one outlined (jstyleid.candidates)."""
-    from .inputs import safe_filename
+    from ..storage.inputs import safe_filename
 
     if not scores_file:
         return ""
@@ -196,7 +196,7 @@ def _failures(failures):
 
 def _store_reuse(jobs):
     """Per style and stage, how many images the last job took from the per-image store and computed."""
-    from .store import reuse_counts
+    from ..storage.store import reuse_counts
 
     rows = [(job, reuse_counts(job["log"])) for job in jobs]
     cells = "\n".join(f"<tr><td>{_e(job['style'])}</td><td>{_e(job['stage'])}</td><td class=num>{reused}</td>"
@@ -259,7 +259,7 @@ def asset(path, base, max_side: int | None = THUMB_SIDE) -> str:
 
     from PIL import Image, UnidentifiedImageError
 
-    from .fileio import atomic_path, clip_utf8
+    from ..storage.fileio import atomic_path, clip_utf8
 
     path = Path(path)
     if not path.is_file():

@@ -12,8 +12,8 @@ import hashlib
 import re
 from typing import Sequence
 
-from .engines.base import INJECTED_LAYERS
-from .errors import InputError
+from ..engines.base import INJECTED_LAYERS
+from ..errors import InputError
 
 _DECODER_ATTENTION = re.compile(r"up_blocks\.(\d+)\.attentions\.([0-2])\.transformer_blocks\.0\.attn1")
 

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 BUILTIN_PREFIX = "builtin:"
@@ -89,7 +89,7 @@ def fingerprint(folder: Path, extra: str = "") -> str:
             if path.is_file() and path.suffix in (".json", ".txt", ".safetensors", ".bin"):
                 total.update(f"{component}/{path.name}:{_file_digest(path, memo)}\n".encode())
     if memo != before:
-        from .fileio import write_json
+        from ..storage.fileio import write_json
 
         try:
             write_json(memo_path, memo)

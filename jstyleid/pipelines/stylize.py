@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 COMMAND = "stylize"
 HELP = "stylize every content image with every style image in memory (no caches): {content}__{style}.png"
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    from .engines import add_engine_arguments
+    from ..engines import add_engine_arguments
     from .inject import add_injection_arguments
     from .invert import add_inversion_arguments
 
@@ -37,9 +37,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .engines import load_engine
-    from .inputs import image_files, load_rgb
-    from .schedule import timesteps
+    from ..engines import load_engine
+    from ..storage.inputs import image_files, load_rgb
+    from ..core.schedule import timesteps
 
     contents, styles = image_files(args.content, "--content"), image_files(args.style, "--style")
     for option, folder in (("--out", args.out), ("--latent-out", args.latent_out)):
@@ -64,7 +64,7 @@ def stylize_pairs(engine, contents, styles, out_dir, latent_dir=None, *, steps, 
                   use_adain, batch_size, grid=False):
     from tqdm.auto import tqdm
 
-    from .cache import MemoryCache
+    from ..storage.cache import MemoryCache
     from .inject import stylize
     from .invert import invert_images
 
@@ -88,8 +88,8 @@ def write_grid(contents, styles, out_dir, side):
     import numpy as np
     from PIL import Image
 
-    from .inputs import load_rgb, preprocess
-    from .plots import labelled_grid
+    from ..storage.inputs import load_rgb, preprocess
+    from ..reporting.plots import labelled_grid
 
     def seen(path):  # the centre-cropped, resized input, back from [-1, 1]
         pixels = (preprocess(path, side).transpose(1, 2, 0) + 1.0) * 127.5

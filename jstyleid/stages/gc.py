@@ -1,11 +1,11 @@
-"""`jstyleid gc`: bound and clean the per-image result store (jstyleid/store.py)."""
+"""`jstyleid gc`: bound and clean the per-image result store (jstyleid/storage/store.py)."""
 
 from __future__ import annotations
 
 import logging
 import re
 
-from .errors import InputError
+from ..errors import InputError
 
 COMMAND = "gc"
 HELP = "delete store entries no output links to: all, those unused for a while, or down to a size budget"
@@ -34,7 +34,7 @@ def parse_size(text: str) -> int:
 def run(args):
     from pathlib import Path
 
-    from .store import collect_garbage
+    from ..storage.store import collect_garbage
 
     if not Path(args.store).is_dir():
         raise InputError(args.store, "store folder not found")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path
+from ..storage.fileio import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.npz"
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 COMMAND = "class-images"
 HELP = "generate DreamBooth class images (prior preservation) with the base model into out-dir/images/"
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    from .engines import add_engine_arguments
+    from ..engines import add_engine_arguments
 
     add_engine_arguments(parser)
     parser.add_argument("--prompt", required=True, help="the class prompt, e.g. 'a painting'")
@@ -34,7 +34,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .engines import load_engine
+    from ..engines import load_engine
 
     for option in ("count", "steps", "batch_size"):
         if getattr(args, option) < 1:
@@ -51,9 +51,9 @@ def class_images(engine, prompt: str, count: int, out_dir, *, steps: int = 25, g
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from .fileio import atomic_path
+    from ..storage.fileio import atomic_path
     from .generate import initial_noise, sample
-    from .schedule import timesteps
+    from ..core.schedule import timesteps
 
     engine.check_resolution(resolution)
     taus = timesteps(steps)

@@ -15,13 +15,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .schedule import img2img_timesteps
 
 
 def mean_image(paths: Sequence, resolution: int) -> np.ndarray:
     """Per-pixel mean of the images, each preprocessed as for inversion: (3, res, res) in [-1, 1]."""
-    from .inputs import preprocess
+    from ..storage.inputs import preprocess
 
     return np.mean([preprocess(path, resolution) for path in paths], axis=0, dtype=np.float64).astype(np.float32)
 

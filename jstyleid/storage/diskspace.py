@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 ROLE_ARRAYS = {"content": 1, "style": 2}  # q; k and v
 # HDF5's own bytes, measured on h5py 3 files: the superblock and root group, a group per layer,
@@ -54,10 +54,10 @@ def cache_bytes(*, role: str, steps: int, resolution: int, unet_config: dict, va
 
 def model_shapes(spec: str):
     """(unet config, VAE scale factor) of a model spec without loading weights; None if unknown yet."""
-    from .models import BUILTIN_PREFIX, read_config, resolve_model
+    from ..engines.models import BUILTIN_PREFIX, read_config, resolve_model
 
     if spec.startswith(BUILTIN_PREFIX):
-        from .presets import PRESETS
+        from ..engines.presets import PRESETS
 
         preset = PRESETS.get(spec[len(BUILTIN_PREFIX):])
         if preset is None:
@@ -74,7 +74,7 @@ def model_shapes(spec: str):
 
 def planned_cache_bytes(model: str, plans, *, features: str = "stored", layers=None) -> int:
     """Bytes the caches still to be written need: plans are (role, steps, resolution, files)."""
-    from .engines.base import INJECTED_LAYERS
+    from ..engines.base import INJECTED_LAYERS
 
     shapes = model_shapes(model)
     if shapes is None:

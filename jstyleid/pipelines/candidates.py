@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import InputError
+from ..errors import InputError
 
 # A scorer: (candidate image paths, reference image paths) -> one score per candidate, higher is better.
 Scorer = Callable[[Sequence[Path], Sequence[Path]], list]
@@ -28,8 +28,8 @@ class MetricScorer:
     """
 
     def __init__(self, metric: str, weights: str = ""):
-        from .evaluation import DEFAULT_WEIGHTS, build
-        from .evaluation.weights import Unavailable
+        from ..evaluation import DEFAULT_WEIGHTS, build
+        from ..evaluation.weights import Unavailable
 
         option = dict(dino="dino", clip_r="clip").get(metric)
         self.name = metric
@@ -56,7 +56,7 @@ def candidate_paths(out, count: int) -> list[Path]:
 def keep_best(outs: Sequence, count: int, scorer: Scorer, references: Sequence, metric: str) -> dict:
     """Score every candidate (one scorer call for all prompts), copy each prompt's best (the first of
     equals) to its output, and record {prompt file: {"scores": [...], "kept": k}} in candidates/scores.json."""
-    from .fileio import atomic_path
+    from ..storage.fileio import atomic_path
 
     outs = [Path(out) for out in outs]
     paths = [candidate_paths(out, count) for out in outs]

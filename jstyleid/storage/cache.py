@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import __version__
-from .errors import InputError
+from .. import __version__
+from ..errors import InputError
 
 FORMAT = "jstyleid.inversion/1"
 ROLE_FEATURES = {"content": ("q",), "style": ("k", "v")}

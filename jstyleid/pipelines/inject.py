@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from .errors import InputError
-from .store import add_store_argument
+from ..errors import InputError
+from ..storage.store import add_store_argument
 
 COMMAND = "inject"
 HELP = "stylize content caches with style caches (StyleID attention injection) and decode to PNG"
@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    from .engines import add_engine_arguments
+    from ..engines import add_engine_arguments
 
     add_engine_arguments(parser, layers=True)
     parser.add_argument("--content", nargs="+", required=True, help="content caches (.h5)")
@@ -44,9 +44,9 @@ def run(args):
         raise InputError("--out", f"{len(args.out)} outputs for {len(args.content)} content caches")
     if args.latent_out and len(args.latent_out) != len(args.content):
         raise InputError("--latent-out", f"{len(args.latent_out)} outputs for {len(args.content)} content caches")
-    from .cache import check_compatible, open_caches
-    from .engines import load_engine
-    from .fileio import check_names
+    from ..storage.cache import check_compatible, open_caches
+    from ..engines import load_engine
+    from ..storage.fileio import check_names
 
     check_names(args.out)
     check_names(args.latent_out or [], "--latent-out")
@@ -81,12 +81,12 @@ def reference_groups(n_contents: int, n_styles: int, refs_mode: str) -> list[tup
 
 def stylize(engine, contents, styles, outs, latent_outs=None, *, gamma, temperature, use_adain, mode, batch_size,
             store=None):
-    """`store`: a result store folder (jstyleid/store.py): finished images are taken from it, new ones added."""
+    """`store`: a result store folder (jstyleid/storage/store.py): finished images are taken from it, new ones added."""
     import numpy as np
     from PIL import Image
 
-    from .store import Results, batches, compute_identity, plan
-    from .styleid import inject
+    from ..storage.store import Results, batches, compute_identity, plan
+    from ..core.styleid import inject
 
     setting = dict(model=engine.fingerprint, compute=compute_identity(engine), styles=[c.digest() for c in styles],
                    gamma=gamma, temperature=temperature, adain=use_adain, mode=mode,

@@ -92,7 +92,7 @@ def html_table(failures) -> str:
 
 def summarize(snakemake_logs, root=".") -> list[Failure]:
     """Write the failures of the run to TSV and HTML under `root`; return them."""
-    from .fileio import atomic_path
+    from ..storage.fileio import atomic_path
 
     failures = [f for log in snakemake_logs for f in failed_jobs(log)]
     buffer = io.StringIO()

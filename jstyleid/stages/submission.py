@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 COMMAND = "submission"
 HELP = "copy the stylised images into the challenge's submission layout, with a mapping JSON"
@@ -31,8 +31,8 @@ def add_arguments(parser):
 def run(args):
     import shutil
 
-    from .fileio import atomic_path, write_json
-    from .inputs import read_prompts, safe_filename
+    from ..storage.fileio import atomic_path, write_json
+    from ..storage.inputs import read_prompts, safe_filename
 
     if len(args.images) != len(args.prompts):
         raise InputError("--images", f"{len(args.images)} folders for {len(args.prompts)} prompt files")
@@ -64,7 +64,7 @@ def _selector(args):
     """choose(metric, style) over the scores file, after checking the options agree."""
     import json
 
-    from .evaluation.select import choose
+    from ..evaluation.select import choose
 
     if args.select is None:
         return None

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .fileio import atomic_path
+from ..storage.fileio import atomic_path
 
 
 def plot_loss(losses: Sequence[float], path, title: str = "LoRA training loss") -> None:

@@ -40,10 +40,10 @@ class Validation:
         import numpy as np
         from PIL import Image
 
-        from .fileio import atomic_path, write_json
-        from .generate import initial_noise, sample
-        from .inputs import safe_filename
-        from .schedule import timesteps
+        from ..storage.fileio import atomic_path, write_json
+        from ..pipelines.generate import initial_noise, sample
+        from ..storage.inputs import safe_filename
+        from ..core.schedule import timesteps
 
         folder = Path(out_dir) / FOLDER
         channels = engine.unet_config["in_channels"]
@@ -60,7 +60,7 @@ class Validation:
 
 def strips_html(out_dir, link) -> str:
     """The report's strips: one row per validation prompt, one column per step; `link(path)` -> img tag."""
-    from .inputs import safe_filename
+    from ..storage.inputs import safe_filename
 
     index = Path(out_dir) / FOLDER / INDEX
     if not index.is_file():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 COMMAND = "check"
 HELP = "check style folders (prompt.json, the file name of every prompt, the images) in one line each"
@@ -29,7 +29,7 @@ def run(args):
 
 def check_style(style_dir, decode: bool = False) -> dict[str, str]:
     """{file name: prompt} of a style folder whose prompt.json and images are usable; else InputError."""
-    from .inputs import load_rgb, read_prompts, safe_filename, style_images
+    from ..storage.inputs import load_rgb, read_prompts, safe_filename, style_images
 
     style_dir = Path(style_dir)
     prompts = read_prompts(style_dir / "prompt.json")

@@ -6,8 +6,8 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from .errors import InputError
-from .store import add_store_argument
+from ..errors import InputError
+from ..storage.store import add_store_argument
 
 COMMAND = "invert"
 HELP = "DDIM-invert images with the base model into HDF5 caches (latents + self-attention features)"
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    from .engines import add_engine_arguments
+    from ..engines import add_engine_arguments
 
     add_engine_arguments(parser, layers=True)
     parser.add_argument("--image", nargs="+", required=True, help="input images")
@@ -39,8 +39,8 @@ def add_inversion_arguments(parser):
 def run(args):
     if len(args.image) != len(args.out):
         raise InputError("--out", f"{len(args.out)} outputs for {len(args.image)} images")
-    from .engines import load_engine
-    from .fileio import check_names
+    from ..engines import load_engine
+    from ..storage.fileio import check_names
 
     check_names(args.out)
 
@@ -54,17 +54,17 @@ def invert_images(engine, images, outs, *, role, steps, resolution, features=Tru
                   batch_size=4, store=None, writer=None):
     """Inverts images[k] into writer(outs[k], ...): by default a CacheWriter (an HDF5 file at outs[k]);
     cache.MemoryCache keeps it in memory (features=False). `store`: a result store folder
-    (jstyleid/store.py): finished caches are taken from it, new ones added. Returns the writers of the
+    (jstyleid/storage/store.py): finished caches are taken from it, new ones added. Returns the writers of the
     images computed, in order."""
     import numpy as np
 
-    from .cache import ROLE_FEATURES, CacheWriter, check_made_as
-    from .diskspace import cache_bytes
-    from .fileio import ensure_room
-    from .inputs import preprocess, sha256_file
-    from .schedule import timesteps
-    from .store import Results, batches, compute_identity, plan
-    from .styleid import invert
+    from ..storage.cache import ROLE_FEATURES, CacheWriter, check_made_as
+    from ..storage.diskspace import cache_bytes
+    from ..storage.fileio import ensure_room
+    from ..storage.inputs import preprocess, sha256_file
+    from ..core.schedule import timesteps
+    from ..storage.store import Results, batches, compute_identity, plan
+    from ..core.styleid import invert
 
     taus = timesteps(steps)
     engine.check_resolution(resolution)
