@@ -41,7 +41,7 @@ class Validation:
         from PIL import Image
 
         from ..storage.fileio import atomic_path, write_json
-        from ..pipelines.generate import initial_noise, sample
+        from ..core.sampling import initial_noise, sample
         from ..storage.inputs import safe_filename
         from ..core.schedule import timesteps
 
