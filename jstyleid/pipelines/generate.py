@@ -24,7 +24,7 @@ def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: in
     """`store`: a result store folder (jstyleid/storage/store.py): finished images are taken from it, new ones added.
     `init(engine, rows, noise, taus)` -> (start latents, taus to sample) replaces the pure-noise start
     of prompts[rows] (jstyleid.core.img2img.Img2ImgStart); its `fields(i)` join image i's store key.
-    `candidate` k > 0 draws the noise of candidate k (jstyleid.candidates)."""
+    `candidate` k > 0 draws the noise of candidate k (jstyleid.pipelines.candidates)."""
     from PIL import Image
     from tqdm.auto import tqdm
 

@@ -1,7 +1,7 @@
 """The submission: stylised images in the challenge layout, OUT/XX/{prompt}.png.
 
 File names keep each prompt as written in XX/prompt.json, changed only where a file system
-forbids a character (jstyleid.inputs.safe_filename); OUT/mapping.json records, per style, every
+forbids a character (jstyleid.storage.inputs.safe_filename); OUT/mapping.json records, per style, every
 prompt's key, text and file. With --scores and --select (one score per prompt file, or "none"),
 a style's images come from its StyleID setting with the best value of that score in scores.json
 (jstyleid.evaluation.select), and mapping.json's "selection" says per style which setting won, its

@@ -149,7 +149,7 @@ def _sweep_grid(sweep, prompts, contents, base):
 
 
 def _candidates_grid(scores_file, prompts, base):
-    """Per prompt, every generated candidate small with its score; the kept one outlined (jstyleid.candidates)."""
+    """Per prompt, every generated candidate small with its score; the kept one outlined (jstyleid.pipelines.candidates)."""
     from ..storage.inputs import safe_filename
 
     if not scores_file:
