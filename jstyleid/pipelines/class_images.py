@@ -1,6 +1,6 @@
 """`jstyleid class-images`: DreamBooth's class images for prior preservation, drawn with the base model.
 
-Image i starts from noise seeded by (seed, "<class prompt> #i") (generate.initial_noise), so the set
+Image i starts from noise seeded by (seed, "<class prompt> #i") (core.sampling.initial_noise), so the set
 is repeatable and a larger count only adds images. Written to out-dir/images/0000.png ..., the
 layout of a style folder, which `train-lora --class-dir` reads.
 """

@@ -1,6 +1,6 @@
 """Validation strips of LoRA training: fixed prompts generated with the current LoRA every N steps.
 
-Each prompt's initial noise depends only on (seed, prompt) (generate.initial_noise), so the images of
+Each prompt's initial noise depends only on (seed, prompt) (core.sampling.initial_noise), so the images of
 one prompt differ across steps only by the LoRA: a strip per prompt shows overfitting (every prompt
 turning into the training subject) at a glance. Images go to out_dir/validation/step{N}/{prompt}.png,
 and validation/strips.json lists the prompts and steps done; the report draws one row per prompt.
