@@ -33,6 +33,7 @@ def _positive(value):
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_every_stage_has_a_positive_figure(smoke):
     results, _, _ = smoke
     assert results["device"].startswith("cpu") and results["date"]
@@ -53,6 +54,7 @@ def test_every_stage_has_a_positive_figure(smoke):
     assert figures["cache_content"]["value"] > figures["cache_content_latents_only"]["value"]
 
 
+@pytest.mark.slow
 def test_the_seed_baseline_is_measured_beside(smoke):
     results, stdout, _ = smoke
     figures = results["resolutions"]["64"]["figures"]
@@ -63,6 +65,7 @@ def test_the_seed_baseline_is_measured_beside(smoke):
     assert "| seed_cold_r1 |" in stdout and "| figure | jstyleid |" in stdout
 
 
+@pytest.mark.slow
 def test_end_to_end_estimate_shows_its_extrapolation(smoke):
     results, stdout, _ = smoke
     e2e = results["resolutions"]["64"]["e2e"]
@@ -90,12 +93,14 @@ def test_jobs_in_flight_hide_the_start_up_before_the_gpu_claim():
     assert start_up_bound == {k: pytest.approx(jobs * seconds) for k, seconds in ((1, 23), (2, 11.5), (3, 23 / 3))}
 
 
+@pytest.mark.slow
 def test_compare_prints_runs_side_by_side(smoke):
     _, _, out = smoke
     table = _bench("--compare", out, out).stdout
     assert "| 64 | cold_stored_r1 | s/image |" in table and "| | dtype | | float32 | float32 |" in table
 
 
+@pytest.mark.slow
 def test_workflow_bench_runs_the_workflow_once_per_jobs_in_flight(tmp_path):
     out = tmp_path / "workflow.json"
     done = subprocess.run([sys.executable, str(BENCH.parent / "workflow.py"), "--preset", "tiny", "--styles", "1",

@@ -62,6 +62,7 @@ def test_noisy_latent_and_target_match_diffusers(tiny_model, prediction):
     np.testing.assert_allclose(target, expected.numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_outputs(trained):
     rows = (trained / "loss.csv").read_text().splitlines()
     assert rows[0] == "step,loss" and len(rows) == 31 and rows[-1].startswith("30,")
@@ -85,12 +86,14 @@ def _fixed_loss(engine, style_dir) -> float:
                                    - target[i]) ** 2) for i in range(len(t))]))
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(tiny_model, torch_engine, style_dir, trained):
     before = _fixed_loss(torch_engine, style_dir)
     after = _fixed_loss(_engine(tiny_model, lora=str(trained)), style_dir)
     assert after < 0.92 * before, (before, after)  # 0.450 -> 0.385 on the tiny model
 
 
+@pytest.mark.slow
 def test_plain_diffusers_loads_the_lora(tiny_model, trained):
     from diffusers import StableDiffusionPipeline
 
@@ -107,6 +110,7 @@ def test_plain_diffusers_loads_the_lora(tiny_model, trained):
     assert (sample() - before).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 def test_seeded_and_reproducible(tiny_model, style_dir, tmp_path):
     """The README's promise: one seed on one machine gives the same LoRA within REPRODUCIBLE_ATOL (CPU
     kernels may sum in another order from one call to the next, and AdamW turns last-bit differences
@@ -124,6 +128,7 @@ def test_seeded_and_reproducible(tiny_model, style_dir, tmp_path):
     assert max(np.abs(first[k] - other[k]).max() for k in first) > 100 * REPRODUCIBLE_ATOL
 
 
+@pytest.mark.slow
 def test_saved_file_reproduces_the_trained_unet(tiny_model, style_dir, tmp_path):
     """alpha != rank: the saved file must carry the alpha / rank scale."""
     engine = _engine(tiny_model)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from jstyleid.errors import InputError
 from jstyleid.evaluation.select import choose
+from conftest import copy_run
 from test_workflow import copy_workflow, edit_config, pending, snakemake
 
 UNAVAILABLE = {"status": "unavailable", "reason": "no weights"}
@@ -67,18 +67,9 @@ def test_evaluation_is_off_by_default(tmp_path):
     assert ("evaluate", "*") in pending(workdir)
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """The workflow with a gamma sweep, run once to completion (no evaluation)."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("swept") / "wf")
-    edit_config(workdir, sweep={"gamma": [0.25, 0.5], "temperature": []})
-    snakemake(workdir, "--cores", "2")
-    return workdir
-
-
 @pytest.mark.slow
 def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
-    workflow = shutil.copytree(swept, tmp_path / "wf", symlinks=True)
+    workflow = copy_run(swept, tmp_path / "wf")  # the session's gamma-sweep run (tests/conftest.py), no evaluation
     edit_config(workflow, select="hist")
     assert pending(workflow) == {("evaluate", "*"), ("submission", "*"), ("report", "*")}
     snakemake(workflow, "--cores", "2")

@@ -55,6 +55,7 @@ def hostile_set(workdir: Path, marker: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3900)  # its snakemake runs may take 1800 s each
 def test_hostile_set_finishes_the_good_styles_and_names_the_bad(tmp_path):
     from jstyleid.storage.inputs import safe_filename
 
@@ -99,6 +100,7 @@ def test_hostile_set_finishes_the_good_styles_and_names_the_bad(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # its snakemake runs may take 900 + 1800 s
 def test_killed_driver_recovers_with_unlock_and_the_same_command(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     shutil.rmtree(workdir / "data/02")

@@ -36,6 +36,7 @@ MODEL_JOBS = {f"rule_{rule}_wildcards_{style}" for style in STYLES
               for rule in ["train_lora", "generate", "invert_style", "invert_content", "inject"]}
 
 
+@pytest.mark.timeout(3300)  # two runs through SLURM, up to 1500 s each
 def test_demo_through_slurm_and_a_gamma_change(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     jobs = run_through_slurm(workdir)

@@ -3,6 +3,7 @@ has a stand-in GPU (scripts/slurm-up.sh)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -39,13 +40,25 @@ def test_the_gpu_profile_is_the_slurm_profile_with_one_gpu_per_model_job():
     assert slurm == gpu  # nothing else differs
 
 
+def slurm_gpu_or_skip() -> None:
+    """Skip without a SLURM whose node has the stand-in GPU; fail instead where JSTYLEID_REQUIRE_SLURM_GPU is
+    set (.ci/run), so a CI whose SLURM or GRES set-up broke does not pass by skipping."""
+    if shutil.which("sbatch") is None:
+        reason = "no SLURM here (sbatch not found); bring one up with scripts/slurm-up.sh"
+    elif not has_standin_gpu():
+        reason = "this SLURM has no stand-in GPU (gres gpu:standin); scripts/slurm-up.sh sets one up"
+    else:
+        return
+    if os.environ.get("JSTYLEID_REQUIRE_SLURM_GPU"):
+        pytest.fail(reason + ", but JSTYLEID_REQUIRE_SLURM_GPU is set")
+    pytest.skip(reason)
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("sbatch") is None,
-                    reason="no SLURM here (sbatch not found); bring one up with scripts/slurm-up.sh")
-@pytest.mark.skipif(shutil.which("sbatch") is not None and not has_standin_gpu(),
-                    reason="this SLURM has no stand-in GPU (gres gpu:standin); scripts/slurm-up.sh sets one up")
+@pytest.mark.timeout(3300)  # two runs through SLURM, up to 1500 s each
 def test_model_jobs_ask_for_a_gpu_and_light_jobs_do_not(tmp_path):
+    slurm_gpu_or_skip()
     workdir = copy_workflow(tmp_path / "wf")
     jobs = run_through_slurm(workdir, profile="slurm-gpu")
     assert jobs.keys() == MODEL_JOBS | {"rule_make_model_wildcards_tiny"}  # submission, report: local rules

@@ -12,18 +12,17 @@ from pathlib import Path
 
 import pytest
 from chromium import probe_page
-from test_workflow import STYLES, copy_workflow, edit_config, snakemake
+from conftest import SWEEP_GAMMAS as GAMMAS
+from conftest import copy_run
+from test_workflow import STYLES, snakemake
 
 pytestmark = pytest.mark.slow
-GAMMAS = [0.25, 0.5]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("reports") / "wf")
-    edit_config(workdir, sweep={"gamma": GAMMAS, "temperature": []})
-    snakemake(workdir, "--cores", "2")
-    return workdir
+def run(swept, tmp_path_factory):
+    """A copy of the session's gamma-sweep run (tests/conftest.py): --report writes beside it."""
+    return copy_run(swept, tmp_path_factory.mktemp("reports") / "wf")
 
 
 def expected_categories(workdir: Path) -> dict:

@@ -1,7 +1,8 @@
 """The Snakemake workflow on the tiny model: one real run, then what each change makes rerun.
 
 Every test works on its own copy of the workflow (Snakefile, rules, schemas, config, profiles and
-two of the demo styles) and reads the plan from `snakemake -n --summary`.
+two of the demo styles) and reads the plan from `snakemake -n --summary`. The real run is the session
+fixture `built` of tests/conftest.py (shared with the other workflow test files); `workflow` copies it.
 """
 
 from __future__ import annotations
@@ -68,20 +69,6 @@ def chain(style, *rules):
 
 
 AFTER_INJECT = frozenset({("submission", "*"), ("report", "*")})
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The workflow run once to completion."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("built") / "wf")
-    snakemake(workdir, "--cores", "2")
-    return workdir
-
-
-@pytest.fixture
-def workflow(built, tmp_path):
-    """A copy of the completed run (mtimes and Snakemake's metadata kept) to change."""
-    return Path(shutil.copytree(built, tmp_path / "wf", symlinks=True))
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Issue 11's levers in the workflow: what each setting reruns, and the commands it gives.
 
-Uses the helpers and the `workflow` fixture of tests/test_workflow.py (each test works on a copy).
+Uses the helpers of tests/test_workflow.py and the `workflow` fixture of tests/conftest.py (each test works on a copy).
 """
 
 from __future__ import annotations
@@ -10,15 +10,7 @@ import re
 import pytest
 
 from test_workflow import (AFTER_INJECT, assert_config_refused, chain, commands, copy_workflow, edit_config,  # noqa: F401
-                           pending, snakemake, workflow)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The workflow run once to completion (as test_workflow's, with room for a loaded machine)."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("built") / "wf")
-    snakemake(workdir, "--cores", "2", timeout=2400)
-    return workdir
+                           pending, snakemake)
 
 
 NEW_FLAGS = ("--layers", "--refs-mode", "--init-image", "--init-mean", "--strength", "--candidates")

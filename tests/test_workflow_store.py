@@ -7,7 +7,7 @@ import re
 
 import h5py
 import pytest
-from test_workflow import AFTER_INJECT, chain, copy_workflow, edit_config, pending, snakemake
+from test_workflow import AFTER_INJECT, chain, edit_config, pending, snakemake
 
 from jstyleid.cli import main
 
@@ -21,9 +21,8 @@ def counts(workdir, stage, style="01"):
 
 
 @pytest.mark.slow
-def test_a_new_prompt_computes_only_its_chain_and_new_steps_nothing_stale(tmp_path, capsys):
-    workdir = copy_workflow(tmp_path / "wf")
-    snakemake(workdir, "--cores", "2")
+def test_a_new_prompt_computes_only_its_chain_and_new_steps_nothing_stale(workflow, capsys):
+    workdir = workflow  # a copy of the demo run (tests/conftest.py), its store's hard links kept
     results = workdir / "results/01"
     before = {p: p.read_bytes() for p in results.rglob("*") if p.suffix in (".png", ".h5")}
 

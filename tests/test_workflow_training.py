@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_workflow import AFTER_INJECT, built, chain, commands, copy_workflow, edit_config, pending, snakemake  # noqa: F401
-from test_workflow import workflow  # noqa: F401 (fixtures)
+from test_workflow import AFTER_INJECT, chain, commands, copy_workflow, edit_config, pending, snakemake
 
 LEVERS = ["--lr-scheduler", "--gradient-accumulation-steps", "--class-dir", "--text-encoder-lora",
           "--validation-every"]
@@ -42,7 +41,7 @@ def test_styles_with_equal_class_settings_share_one_class_image_set(tmp_path):
 
 
 @pytest.mark.slow
-def test_checkpoint_interval_reruns_no_training(workflow):  # noqa: F811
+def test_checkpoint_interval_reruns_no_training(workflow):
     edit_config(workflow, lora_checkpoint_every=7, styles={"01": {"lora_checkpoint_every": 0}})
     assert pending(workflow) == {("report", "*")}  # only the page that prints the config
 
@@ -54,13 +53,13 @@ def test_checkpoint_interval_reruns_no_training(workflow):  # noqa: F811
     dict(lora_text_encoder=True),
     dict(validation_every=1, validation_prompts=["a cat"]),
 ])
-def test_a_lever_of_one_style_reruns_its_chain_only(workflow, lever):  # noqa: F811
+def test_a_lever_of_one_style_reruns_its_chain_only(workflow, lever):
     edit_config(workflow, styles={"02": lever})
     assert pending(workflow) == chain("02", "train_lora", "generate", "invert_content", "inject") | AFTER_INJECT
 
 
 @pytest.mark.slow
-def test_class_images_are_built_once_and_kept_when_one_style_changes(workflow):  # noqa: F811
+def test_class_images_are_built_once_and_kept_when_one_style_changes(workflow):
     edit_config(workflow, **CLASS)
     both = AFTER_INJECT.union(*(chain(s, "train_lora", "generate", "invert_content", "inject") for s in ("01", "02")))
     assert pending(workflow) == both | {("class_images", "*")}

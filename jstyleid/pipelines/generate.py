@@ -54,7 +54,7 @@ def generate_images(engine, prompts: Sequence[str], outs: Sequence, *, steps: in
 
 def _lora_digest(lora) -> str:
     """sha256 of a LoRA weights file (a folder means its pytorch_lora_weights.safetensors)."""
-    from ..training.lora import LORA_FILE
+    from ..engines.base import LORA_FILE
     from ..storage.inputs import sha256_file
 
     path = Path(lora)
