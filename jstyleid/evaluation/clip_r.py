@@ -12,6 +12,8 @@ Here the candidates are the own-prompts of every image of every style in the run
 the lines of a word-list file (`words`), deduplicated; with the challenge's clip_r_prompts.txt as
 the word list and every prompt in it (as in the challenge), that is the scorer's candidate set.
 The candidate order does not change the top 5 (except for exact ties); they are sorted here.
+Images are preprocessed by the PIL processor (`backend="pil"`) after conversion to RGB, as the
+scorer's transformers 4.47 did (see dino.py).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class ClipR:
         self.device = device
         from transformers import CLIPModel, CLIPProcessor
 
-        self.processor = CLIPProcessor.from_pretrained(self.folder, local_files_only=True)
+        self.processor = CLIPProcessor.from_pretrained(self.folder, local_files_only=True, backend="pil")
         self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
 
     def style(self, generated: Sequence, references=None, **_) -> dict:
