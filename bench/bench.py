@@ -171,8 +171,8 @@ def synthetic_images(folder: Path, prefix: str, count: int, res: int, seed: int 
 
 def inject_files(engine, content_h5, style_h5, outs, mode, batch_size):
     """`jstyleid inject` minus its start-up: open the caches, stylize, decode, write PNGs."""
-    from jstyleid.cache import open_caches
-    from jstyleid.inject import stylize
+    from jstyleid.storage.cache import open_caches
+    from jstyleid.pipelines.inject import stylize
 
     caches = open_caches(content_h5, "content"), open_caches(style_h5, "style")
     try:
@@ -225,7 +225,7 @@ class SeedProcedure:
     Use as a context manager: it swaps the engine's attention processors and restores them."""
 
     def __init__(self, engine, steps: int):
-        from jstyleid.schedule import timesteps
+        from jstyleid.core.schedule import timesteps
 
         self.engine, self.taus = engine, timesteps(steps)
         self.mode, self.step, self.saved, self.content, self.style = None, 0, None, None, None
@@ -267,7 +267,7 @@ class SeedProcedure:
 
     def inject(self, content, style):
         """Injection from the lists, then decoding: one uint8 image."""
-        from jstyleid.styleid import adain
+        from jstyleid.core.styleid import adain
 
         e, taus = self.engine, self.taus
         (x_content, self.content), (x_style, self.style) = content, style
@@ -287,7 +287,7 @@ class SeedProcedure:
 def probe_startup(args):
     """Run in a fresh process (--probe): what a job pays before its work. Prints one JSON line.
 
-    A job reads its weights into host memory before it claims the GPU (jstyleid/devices.py), so the probe
+    A job reads its weights into host memory before it claims the GPU (jstyleid/engines/devices.py), so the probe
     loads on the host, then moves the engine: with jobs in flight behind each other, only `to_device` and
     `first_unet_call` hold the GPU.
     """
@@ -340,8 +340,8 @@ def bench_lora(args, model, res, work):
     """ms per train-lora step (latents given), after warm-up; the seed also VAE-encoded the image every step."""
     import numpy as np
 
-    from jstyleid.dreambooth import DEFAULT_TARGETS, LORA_FILE, noisy_and_target, save_lora
-    from jstyleid.inputs import preprocess
+    from jstyleid.training.lora import DEFAULT_TARGETS, LORA_FILE, noisy_and_target, save_lora
+    from jstyleid.storage.inputs import preprocess
 
     engine = load(args, model)  # torch.compile traces at the first call, after peft has added its layers
     trainer = engine.lora_trainer(rank=4, alpha=4.0, targets=DEFAULT_TARGETS, lr=1e-4, max_grad_norm=1.0)
@@ -359,8 +359,8 @@ def bench_lora(args, model, res, work):
 
 
 def bench_generate(args, model, res, work):
-    from jstyleid.dreambooth import LORA_FILE
-    from jstyleid.generate import generate_images
+    from jstyleid.training.lora import LORA_FILE
+    from jstyleid.pipelines.generate import generate_images
 
     lora = work / LORA_FILE  # written by the lora stage; without it, the base model
     engine = load(args, model, lora=str(lora) if lora.exists() else None)
@@ -381,8 +381,8 @@ def bench_generate(args, model, res, work):
 
 def bench_styleid(args, model, res, work):
     """Inversion, warm injection from caches, the cold path in both feature modes, the seed's procedure."""
-    from jstyleid.inputs import preprocess
-    from jstyleid.invert import invert_images
+    from jstyleid.storage.inputs import preprocess
+    from jstyleid.pipelines.invert import invert_images
 
     engine = load(args, model)
     n, refs = args.batch_size, max(args.refs)
@@ -464,9 +464,9 @@ def bench_e2e(args, model, res, work, overhead, lora_step_s=None):
     Training is extrapolated as t_train_lora(L steps) + (500 - L) x the lora stage's step time, so its fixed
     part (encoding, the loss plot) is not multiplied.
     """
-    from jstyleid.dreambooth import train_lora
-    from jstyleid.generate import generate_images
-    from jstyleid.invert import invert_images
+    from jstyleid.training.lora import train_lora
+    from jstyleid.pipelines.generate import generate_images
+    from jstyleid.pipelines.invert import invert_images
 
     S, P, R, L = args.e2e_styles, args.e2e_prompts, args.e2e_refs, args.e2e_lora_steps
     stored = args.e2e_features == "stored"
@@ -619,9 +619,9 @@ def main(argv=None) -> int:
     if args.probe:
         probe_startup(args)
         return 0
-    from jstyleid.devices import resolve_device, resolve_dtype
-    from jstyleid.models import fingerprint
-    from jstyleid.presets import make_model
+    from jstyleid.engines.devices import resolve_device, resolve_dtype
+    from jstyleid.engines.models import fingerprint
+    from jstyleid.engines.presets import make_model
 
     args.device = resolve_device(args.device)
     args.dtype = resolve_dtype(args.dtype, args.device.split(":")[0])

@@ -58,7 +58,7 @@ def write_styles(folder: Path, styles: int, prompts: int, refs: int, res: int) -
 
 def job_times(results: Path) -> dict:
     """{rule: [seconds of each job]} from Snakemake's benchmark files results/benchmarks/<rule>/<job>.tsv."""
-    from jstyleid.report import read_benchmark
+    from jstyleid.reporting.report import read_benchmark
 
     times = {}
     for tsv in sorted(results.glob("benchmarks/*/*.tsv")):
@@ -96,8 +96,8 @@ def report(results) -> str:
 
 
 def main(argv=None) -> int:
-    from jstyleid.devices import device_kind
-    from jstyleid.presets import make_model
+    from jstyleid.engines.devices import device_kind
+    from jstyleid.engines.presets import make_model
 
     args = parse_args(argv)
     config = yaml.safe_load((ROOT / "config" / "challenge.yaml").read_text())

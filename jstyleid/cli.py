@@ -14,8 +14,9 @@ from . import __version__
 from .errors import DiskFull, InputError
 
 STAGE_MODULES = [
-    "presets", "class_images", "dreambooth", "generate", "invert", "inject", "stylize", "evaluate", "submission", "report",
-    "gc", "check",
+    "engines.presets", "pipelines.class_images", "training.lora", "pipelines.generate", "pipelines.invert",
+    "pipelines.inject", "pipelines.stylize", "stages.evaluate", "stages.submission", "reporting.report", "stages.gc",
+    "stages.check",
 ]
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from jstyleid.check import check_style
-from jstyleid.diskspace import check_room, planned_cache_bytes
+from jstyleid.stages.check import check_style
+from jstyleid.storage.diskspace import check_room, planned_cache_bytes
 from jstyleid.errors import InputError
-from jstyleid.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images
-from jstyleid.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
+from jstyleid.storage.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images
+from jstyleid.core.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 validate(config, SCHEMA)
@@ -54,7 +54,7 @@ wildcard_constraints:
 
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
 NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
-# The per-image store (jstyleid/store.py); in the shell text, not params: moving it invalidates nothing.
+# The per-image store (jstyleid/storage/store.py); in the shell text, not params: moving it invalidates nothing.
 STORE = f" --store {shlex.quote(config['store'])}" if config["store"] else ""
 
 # Resources of the jobs that run a model; `--resources gpu=N` runs N of them at once (3 per GPU: see README).

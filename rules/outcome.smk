@@ -1,9 +1,7 @@
 """A run over many styles: a refused style fails as a job of its own, and the run ends with a summary
 of what failed (the disk check before any job runs is in common.smk)."""
 
-from jstyleid import outcome
-
-
+from jstyleid.reporting import outcome
 localrules:
     check_inputs,
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    from jstyleid.presets import make_model
+    from jstyleid.engines.presets import make_model
 
     return make_model("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0)
 
@@ -19,7 +19,7 @@ def tiny_model_epsilon(tmp_path_factory):
     """The tiny preset with an epsilon-prediction scheduler (as sd21-base)."""
     import json
 
-    from jstyleid.presets import make_model
+    from jstyleid.engines.presets import make_model
 
     folder = make_model("tiny", tmp_path_factory.mktemp("models") / "tiny-eps", seed=0)
     config_path = folder / "scheduler" / "scheduler_config.json"

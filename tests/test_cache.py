@@ -6,11 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-from jstyleid.cache import FORMAT, check_compatible, open_caches
+from jstyleid.storage.cache import FORMAT, check_compatible, open_caches
 from jstyleid.cli import main
 from jstyleid.errors import InputError
-from jstyleid.inputs import sha256_file
-from jstyleid.invert import invert_images
+from jstyleid.storage.inputs import sha256_file
+from jstyleid.pipelines.invert import invert_images
 
 STEPS, RES = 5, 64
 
@@ -86,7 +86,7 @@ def test_cli_refuses_truncated_and_foreign_files(tiny_model, caches, tmp_path, c
 def test_model_change_changes_fingerprint(tiny_model, tmp_path):
     import shutil
 
-    from jstyleid.models import fingerprint
+    from jstyleid.engines.models import fingerprint
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model, copy)
@@ -101,7 +101,7 @@ def test_model_change_changes_fingerprint(tiny_model, tmp_path):
 
 def test_a_failed_background_write_stops_the_inversion_and_leaves_no_file(torch_engine, images, tmp_path,
                                                                          monkeypatch):
-    from jstyleid.cache import CacheWriter
+    from jstyleid.storage.cache import CacheWriter
 
     write_step = CacheWriter.write_step
     steps_run = []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jstyleid.candidates import candidate_paths, keep_best
+from jstyleid.pipelines.candidates import candidate_paths, keep_best
 from jstyleid.cli import main
 from jstyleid.evaluation.hist import hist_score
 

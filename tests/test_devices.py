@@ -15,12 +15,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from jstyleid import devices
-
+from jstyleid.engines import devices
 # A job: claims a GPU among `gpus`, prints the device and how long it waited, holds it for `hold_s`.
 JOB = """
 import sys, time
-from jstyleid import devices
+from jstyleid.engines import devices
 devices.visible_gpus = lambda: sys.argv[1].split(",")
 start = time.monotonic()
 device = devices.claim_cuda_device(poll_s=0.05)

@@ -9,10 +9,10 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 from jstyleid.cli import main
-from jstyleid.dreambooth import LORA_FILE, noisy_and_target, train_lora
+from jstyleid.training.lora import LORA_FILE, noisy_and_target, train_lora
 from jstyleid.engines import load_engine
-from jstyleid.inputs import preprocess, style_images
-from jstyleid.schedule import NoiseSchedule
+from jstyleid.storage.inputs import preprocess, style_images
+from jstyleid.core.schedule import NoiseSchedule
 
 RES = 64
 PROMPT = "style_07"  # the default instance prompt of a folder named 07

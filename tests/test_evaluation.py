@@ -141,7 +141,7 @@ def random_weights(tmp_path_factory):
 
     from jstyleid.evaluation.fid import INCEPTION_FILE
     from jstyleid.evaluation.lpips import SQUEEZENET_FILE
-    from jstyleid.presets import write_clip_tokenizer
+    from jstyleid.engines.presets import write_clip_tokenizer
 
     root = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
@@ -151,8 +151,10 @@ def random_weights(tmp_path_factory):
                       image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root / "dino")
     vocab = write_clip_tokenizer(root / "tokenizer")
     CLIPModel(CLIPConfig(
+        # pooled at the tokenizer's end token (the last id): with CLIP's default id every text pooled token 0
         text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77),
+                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=vocab - 2,
+                         eos_token_id=vocab - 1, pad_token_id=vocab - 1),
         vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
                            image_size=32, patch_size=8),
         projection_dim=16)).save_pretrained(root / "clip")
@@ -196,7 +198,7 @@ def test_dino_is_the_mean_pairwise_cosine_of_pooler_outputs(torch_home, two_styl
     gen, refs = two_styles[0]
     metric = build("dino", dict(dino=torch_home["dino"]))
     metric.load("cpu")
-    processor = AutoImageProcessor.from_pretrained(torch_home["dino"])
+    processor = AutoImageProcessor.from_pretrained(torch_home["dino"], backend="pil")  # the scorer's PIL path
     model = AutoModel.from_pretrained(torch_home["dino"])
 
     def pooled(path):
@@ -234,7 +236,8 @@ def test_fid_per_style_and_pooled_over_styles(torch_home, two_styles):
     results = [metric.style(gen, refs) for gen, refs in two_styles]
 
     def fid(pairs):
-        reference = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=metric.weights)
+        reference = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=metric.weights,
+                                             antialias=False)  # torchmetrics 1.2's resize, the scorer's
         for gen, refs in pairs:
             for r in refs:
                 reference.update((ToTensor()(Image.open(r)) * 255).byte()[None], real=True)
@@ -256,7 +259,8 @@ def test_clip_iqa_is_torchmetrics_clip_iqa_and_scaling_switch(torch_home, two_st
     gen, _ = two_styles[0]
     metric = build("clip_iqa", dict(clip_iqa=torch_home["clip"]))
     metric.load("cpu")
-    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    model = CLIPModel.from_pretrained(torch_home["clip"])
+    processor = CLIPProcessor.from_pretrained(torch_home["clip"], backend="pil")  # the scorer's PIL path
     with torch.no_grad():  # the metric's formula: softmax(100 cos(image, ["Good photo.", "Bad photo."]))[0]
         text = model.get_text_features(**processor(text=["Good photo.", "Bad photo."], return_tensors="pt", padding=True))
         image = model.get_image_features(**processor(images=[Image.open(g) for g in gen], return_tensors="pt"))
@@ -346,7 +350,8 @@ def test_clip_r_counts_own_prompt_in_top5_pooled(torch_home, two_styles, tmp_pat
     metric.set_candidates(images, str(words))
     metric.load("cpu")
     results = [metric.style(gen) for gen, _ in two_styles]
-    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    model = CLIPModel.from_pretrained(torch_home["clip"])
+    processor = CLIPProcessor.from_pretrained(torch_home["clip"], backend="pil")  # the scorer's PIL path
     texts = sorted({"cat", "bird", "river", "car", "dog", "moon", "a house", "red tree", "ship"})
     correct = 0
     for path in images:

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from jstyleid.cli import main
-from jstyleid.dreambooth import LORA_FILE, save_lora
+from jstyleid.training.lora import LORA_FILE, save_lora
 from jstyleid.engines import load_engine
-from jstyleid.generate import initial_noise, sample
-from jstyleid.schedule import timesteps
+from jstyleid.pipelines.generate import initial_noise, sample
+from jstyleid.core.schedule import timesteps
 
 RES, STEPS = 64, 4
 PROMPTS = ["a cat", "a red house", "a bird"]

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from jstyleid.cli import main
-from jstyleid.generate import initial_noise, sample
-from jstyleid.img2img import Img2ImgStart, mean_image
-from jstyleid.inputs import preprocess
-from jstyleid.schedule import img2img_timesteps, timesteps
+from jstyleid.pipelines.generate import initial_noise, sample
+from jstyleid.core.img2img import Img2ImgStart, mean_image
+from jstyleid.storage.inputs import preprocess
+from jstyleid.core.schedule import img2img_timesteps, timesteps
 
 RES, STEPS = 64, 5
 
@@ -82,7 +82,7 @@ def test_mean_image_is_the_per_pixel_mean_of_the_preprocessed(images):
 
 
 def test_cli_init_mean_equals_the_library_and_init_image_counts(tiny_model, torch_engine, images, tmp_path):
-    from jstyleid.generate import generate_images
+    from jstyleid.pipelines.generate import generate_images
 
     common = ["--model", str(tiny_model), "--device", "cpu", "--dtype", "float32", "--steps", str(STEPS),
               "--resolution", str(RES), "--prompt", "a cat", "a bird", "--strength", "0.6"]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from jstyleid.cli import main
 from jstyleid.errors import InputError
-from jstyleid.inputs import load_rgb, preprocess, read_prompts, safe_filename, style_images
+from jstyleid.storage.inputs import load_rgb, preprocess, read_prompts, safe_filename, style_images
 
 
 def _rgb(seed=0, size=(24, 16)):

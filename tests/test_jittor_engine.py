@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from jstyleid.cache import open_caches
+from jstyleid.storage.cache import open_caches
 from jstyleid.cli import main
-from jstyleid.dreambooth import LORA_FILE, initial_lora, noisy_and_target, train_lora
+from jstyleid.training.lora import LORA_FILE, initial_lora, noisy_and_target, train_lora
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import Injection
 from jstyleid.errors import InputError
-from jstyleid.generate import initial_noise, sample
-from jstyleid.inject import stylize
-from jstyleid.inputs import preprocess, style_images
-from jstyleid.invert import invert_images
-from jstyleid.schedule import timesteps
+from jstyleid.pipelines.generate import initial_noise, sample
+from jstyleid.pipelines.inject import stylize
+from jstyleid.storage.inputs import preprocess, style_images
+from jstyleid.pipelines.invert import invert_images
+from jstyleid.core.schedule import timesteps
 
 pytestmark = [
     pytest.mark.jittor,

@@ -9,15 +9,15 @@ import torch
 from jstyleid.cli import main
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import INJECTED_LAYERS
-from jstyleid.inject import reference_groups
-from jstyleid.layers import PRESETS, decoder_layer, layers_label, resolve_layers
+from jstyleid.pipelines.inject import reference_groups
+from jstyleid.core.layers import PRESETS, decoder_layer, layers_label, resolve_layers
 
 RES, STEPS = 64, 3
 
 
 @pytest.mark.parametrize("preset", ["tiny", "sd21"])
 def test_presets_name_self_attention_layers_of_the_unet(preset):
-    from jstyleid.presets import build_unet
+    from jstyleid.engines.presets import build_unet
 
     with torch.device("meta"):  # the structure only: no weights allocated
         unet = build_unet(preset)
@@ -64,9 +64,9 @@ def test_rotate_gives_prompt_i_reference_i_mod_r(n_contents, n_refs):
 
 def test_rotate_through_the_cli_equals_one_reference_each(tiny_model, images, tmp_path):
     """inject --refs-mode rotate, 3 contents and 2 references: content i equals its injection with reference i mod 2 alone."""
-    from jstyleid.cache import open_caches
-    from jstyleid.inject import stylize
-    from jstyleid.invert import invert_images
+    from jstyleid.storage.cache import open_caches
+    from jstyleid.pipelines.inject import stylize
+    from jstyleid.pipelines.invert import invert_images
 
     engine = load_engine("torch", str(tiny_model), device="cpu", dtype="float32", layers="sd21_7to11")
     cc = [tmp_path / f"c{i}.h5" for i in range(3)]

@@ -17,10 +17,10 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from jstyleid.checkpoint import CHECKPOINT_FILE
-from jstyleid.dreambooth import LORA_FILE, PriorPreservation, TextEncoderLora, initial_lora, noisy_and_target, train_lora
-from jstyleid.inputs import style_images
-from jstyleid.validation import Validation, strips_html
+from jstyleid.training.checkpoint import CHECKPOINT_FILE
+from jstyleid.training.lora import LORA_FILE, PriorPreservation, TextEncoderLora, initial_lora, noisy_and_target, train_lora
+from jstyleid.storage.inputs import style_images
+from jstyleid.training.validation import Validation, strips_html
 from test_dreambooth import PROMPT, RES, _engine, style_dir  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,8 +291,8 @@ def test_text_encoder_lora_round_trips_through_load_lora_weights(tiny_model, tex
 def test_generation_with_a_text_encoder_lora_equals_the_pipeline(tiny_model, text_encoder_lora):
     from test_generate import PROMPTS, STEPS, _noise, _pipeline_latents
 
-    from jstyleid.generate import sample
-    from jstyleid.schedule import timesteps
+    from jstyleid.pipelines.generate import sample
+    from jstyleid.core.schedule import timesteps
 
     out, _ = text_encoder_lora
     engine = _engine(tiny_model, lora=str(out))
@@ -313,7 +313,7 @@ def test_generation_with_a_text_encoder_lora_equals_the_pipeline(tiny_model, tex
 def test_validation_strips_show_the_lora_of_each_step(tiny_model, style_dir, tmp_path):
     from PIL import Image
 
-    from jstyleid.generate import generate_images
+    from jstyleid.pipelines.generate import generate_images
 
     prompts = ["a cat in style_07", "a house"]
     validation = Validation(prompts, every=2, steps=2, guidance=7.5, seed=0, resolution=RES)
@@ -331,7 +331,7 @@ def test_validation_strips_show_the_lora_of_each_step(tiny_model, style_dir, tmp
     page = strips_html(out, lambda path: f"<img src='{Path(path).relative_to(out)}'>")
     assert page.count("<tr><td>") == 2 and "<th>step 0</th><th>step 2</th><th>step 4</th>" in page
     assert "<img src='validation/step000004/a house.png'>" in page
-    from jstyleid.report import _validation_strips
+    from jstyleid.reporting.report import _validation_strips
 
     report = _validation_strips(str(out), tmp_path / "report")  # the report's section: thumbnails copied beside it
     assert report.count("<img ") == 6 and len(list((tmp_path / "report").rglob("*.png"))) == 6

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from jstyleid.errors import InputError
-from jstyleid.models import resolve_model
+from jstyleid.engines.models import resolve_model
 
 
 def test_hub_id_resolves_from_local_cache_only(tiny_model, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from jstyleid.presets import build_unet, make_model
+from jstyleid.engines.presets import build_unet, make_model
 
 
 @pytest.mark.parametrize("preset", ["sd21", "sd21-base"])

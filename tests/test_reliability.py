@@ -56,7 +56,7 @@ def hostile_set(workdir: Path, marker: Path) -> dict:
 
 @pytest.mark.slow
 def test_hostile_set_finishes_the_good_styles_and_names_the_bad(tmp_path):
-    from jstyleid.inputs import safe_filename
+    from jstyleid.storage.inputs import safe_filename
 
     workdir = copy_workflow(tmp_path / "wf")
     marker = tmp_path / "executed"
@@ -124,7 +124,7 @@ def test_killed_driver_recovers_with_unlock_and_the_same_command(tmp_path):
 
 
 def test_disk_check_stops_a_run_that_cannot_fit_before_any_job(tmp_path):
-    from jstyleid.diskspace import planned_cache_bytes
+    from jstyleid.storage.diskspace import planned_cache_bytes
 
     workdir = copy_workflow(tmp_path / "wf")
     free = shutil.disk_usage(tmp_path).free
@@ -146,8 +146,8 @@ def test_disk_check_stops_a_run_that_cannot_fit_before_any_job(tmp_path):
 
 
 def test_cache_size_estimate_matches_real_caches(tiny_model, torch_engine, images, tmp_path):
-    from jstyleid.diskspace import cache_bytes, planned_cache_bytes
-    from jstyleid.invert import invert_images
+    from jstyleid.storage.diskspace import cache_bytes, planned_cache_bytes
+    from jstyleid.pipelines.invert import invert_images
 
     for role, steps, features in (("content", 3, True), ("style", 2, True), ("content", 3, False)):
         out = tmp_path / f"{role}{steps}{features}.h5"
@@ -165,9 +165,9 @@ def test_cache_size_estimate_matches_real_caches(tiny_model, torch_engine, image
 
 
 def test_challenge_cache_size_is_562_mib_per_content_image():
-    from jstyleid.diskspace import cache_bytes
+    from jstyleid.storage.diskspace import cache_bytes
     from jstyleid.engines.base import INJECTED_LAYERS
-    from jstyleid.presets import PRESETS
+    from jstyleid.engines.presets import PRESETS
 
     sd21 = dict(PRESETS["sd21"]["unet"], in_channels=4)
     features = 3 * (32 * 32 * 640 + 64 * 64 * 320) * 2 * 50  # q of three 32x32 and three 64x64 layers, 50 steps
@@ -188,7 +188,7 @@ def limited_cli(args, file_size):
 
 
 def test_full_disk_leaves_earlier_results_and_says_so_in_one_line(tiny_model, images, tmp_path):
-    from jstyleid.inputs import sha256_file
+    from jstyleid.storage.inputs import sha256_file
 
     model = ["--model", tiny_model, "--device", "cpu", "--resolution", 64]
     out = tmp_path / "out"
@@ -211,8 +211,8 @@ def test_full_disk_leaves_earlier_results_and_says_so_in_one_line(tiny_model, im
 
 
 def test_a_prompt_near_the_name_limit_is_written(torch_engine, tmp_path):
-    from jstyleid.fileio import NAME_MAX, temporary_path
-    from jstyleid.generate import generate_images
+    from jstyleid.storage.fileio import NAME_MAX, temporary_path
+    from jstyleid.pipelines.generate import generate_images
 
     prompt = NEAR_LIMIT
     out = tmp_path / f"{prompt}.png"
@@ -231,7 +231,7 @@ def test_a_name_too_long_is_refused_before_the_model_loads(tmp_path, capsys):
 
 
 def test_prompt_file_names():
-    from jstyleid.inputs import MAX_STEM_BYTES, safe_filename
+    from jstyleid.storage.inputs import MAX_STEM_BYTES, safe_filename
 
     challenge = ["Ring", "Ice cream", "Sailing ship", "Cat", "Lighthouse", "Tree", "Bird"]
     assert [safe_filename(p) for p in challenge] == challenge
@@ -250,7 +250,7 @@ def test_prompt_file_names():
 ])
 def test_prompts_that_would_share_a_file_are_refused_naming_the_keys(tmp_path, prompts, words):
     from jstyleid.errors import InputError
-    from jstyleid.inputs import read_prompts
+    from jstyleid.storage.inputs import read_prompts
 
     path = tmp_path / "prompt.json"
     path.write_text(json.dumps(prompts))
@@ -260,7 +260,7 @@ def test_prompts_that_would_share_a_file_are_refused_naming_the_keys(tmp_path, p
 
 
 def test_error_line_of_a_job_log(tmp_path):
-    from jstyleid.outcome import error_line, failed_jobs
+    from jstyleid.reporting.outcome import error_line, failed_jobs
 
     crash = tmp_path / "results/logs/generate/01.log"
     crash.parent.mkdir(parents=True)

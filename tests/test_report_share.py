@@ -14,7 +14,7 @@ import pytest
 from chromium import probe_page
 from PIL import Image
 
-from jstyleid.report import THUMB_SIDE, asset
+from jstyleid.reporting.report import THUMB_SIDE, asset
 
 PROMPTS = {"0": "Red apple <b>", "1": "Tree"}
 
@@ -31,7 +31,7 @@ def report(tmp_path):
     """A report built by `jstyleid report` from small outputs, a large JPEG and an RGBA style reference,
     a loss curve and a sweep; the results tree beside it as the workflow leaves it."""
     from jstyleid.cli import main
-    from jstyleid.inputs import safe_filename
+    from jstyleid.storage.inputs import safe_filename
 
     data, results = tmp_path / "data/05", tmp_path / "results/05"
     for folder in (data / "images", results / "content", results / "styleid", results / "sweep/g0.25_t1.5"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from jstyleid.errors import InputError
-from jstyleid.schedule import NoiseSchedule, timesteps
+from jstyleid.core.schedule import NoiseSchedule, timesteps
 
 
 def test_timesteps_follow_spec():

@@ -80,7 +80,7 @@ def test_config_readme_names_only_real_keys():
 
 def test_engines_import_no_stage_module():
     """The engines sit below the stages: no module of jstyleid/engines/ imports a stage module (one with
-    COMMAND), so `jstyleid.dreambooth -> engines -> dreambooth` cannot come back."""
+    COMMAND), so `jstyleid.training.lora -> engines -> dreambooth` cannot come back."""
     package = ROOT / "jstyleid"
     stages = {p.stem for p in package.glob("*.py") if re.search(r"^COMMAND = ", p.read_text(), flags=re.M)}
     assert "dreambooth" in stages

@@ -1,4 +1,4 @@
-"""The per-image store (jstyleid/store.py): killed jobs resume, stale entries are refused, gc bounds it."""
+"""The per-image store (jstyleid/storage/store.py): killed jobs resume, stale entries are refused, gc bounds it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from jstyleid.cli import main
-from jstyleid.generate import generate_images
-from jstyleid.invert import invert_images
-from jstyleid.store import Store, collect_garbage
+from jstyleid.pipelines.generate import generate_images
+from jstyleid.pipelines.invert import invert_images
+from jstyleid.storage.store import Store, collect_garbage
 from conftest import write_image
 from test_generate import lora_file  # noqa: F401 (a fixture)
 
@@ -225,7 +225,7 @@ def test_report_counts_what_each_job_took_from_the_store(tmp_path):
     import json
 
     log = tmp_path / "generate.log"
-    log.write_text("2026-12-02 06:58:15,129 jstyleid.store: generate: 2 of 3 image(s) from the store, 1 to compute\n")
+    log.write_text("2026-12-02 06:58:15,129 jstyleid.storage.store: generate: 2 of 3 image(s) from the store, 1 to compute\n")
     jobs = [dict(style="01", stage="generate", log=str(log)), dict(style="01", stage="inject", log="missing.log")]
     out = tmp_path / "report/index.html"
     manifest = dict(styles=[], benchmarks=[], config={}, store_logs=jobs)

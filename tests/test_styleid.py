@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from jstyleid.cache import open_caches
+from jstyleid.storage.cache import open_caches
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import Injection
-from jstyleid.inject import stylize
-from jstyleid.invert import invert_images
-from jstyleid.schedule import timesteps
-from jstyleid.styleid import _stored_features, adain, inject
+from jstyleid.pipelines.inject import stylize
+from jstyleid.pipelines.invert import invert_images
+from jstyleid.core.schedule import timesteps
+from jstyleid.core.styleid import _stored_features, adain, inject
 
 STEPS, RES = 12, 64
 
@@ -27,7 +27,7 @@ def test_inversion_follows_the_spec(torch_engine, images, tmp_path):
     """x_0 = z; x_{i+1} = DDIMInverseScheduler.step(unet(x_i, tau_i), tau_{i+1}, x_i)."""
     from diffusers import DDIMInverseScheduler
 
-    from jstyleid.inputs import preprocess
+    from jstyleid.storage.inputs import preprocess
 
     [path] = _invert(torch_engine, [images["c0"]], tmp_path, "content", feature_dtype="float32")
     [cache] = open_caches([path], "content")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jstyleid.cache import open_caches
+from jstyleid.storage.cache import open_caches
 from jstyleid.cli import main
-from jstyleid.inject import stylize
-from jstyleid.invert import invert_images
-from jstyleid.plots import LABEL_HEIGHT
-from jstyleid.stylize import stylize_pairs
+from jstyleid.pipelines.inject import stylize
+from jstyleid.pipelines.invert import invert_images
+from jstyleid.reporting.plots import LABEL_HEIGHT
+from jstyleid.pipelines.stylize import stylize_pairs
 
 STEPS, RES = 3, 64
 INJECTION = dict(gamma=0.75, temperature=1.5, use_adain=True)

@@ -225,7 +225,7 @@ def stylised_style(root: Path, style: str, prompts: dict) -> tuple[Path, Path]:
     """A style folder with prompt.json, and a folder of 'stylised' images named by prompt."""
     from PIL import Image
 
-    from jstyleid.inputs import safe_filename
+    from jstyleid.storage.inputs import safe_filename
 
     (root / "data" / style).mkdir(parents=True)
     (root / "data" / style / "prompt.json").write_text(json.dumps(prompts))

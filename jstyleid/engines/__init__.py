@@ -12,7 +12,7 @@ def load_engine(name: str, model: str, device: str = "auto", dtype: str = "auto"
     `layers`: the injected self-attention layers, module paths or presets of jstyleid.layers
     (default: the spec's six decoder layers; an empty list injects nothing: plain DDIM).
     """
-    from ..layers import resolve_layers
+    from ..core.layers import resolve_layers
     from .base import INJECTED_LAYERS
 
     options = dict(device=device, dtype=dtype, lora=lora,

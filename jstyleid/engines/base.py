@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..schedule import NoiseSchedule
+from ..core.schedule import NoiseSchedule
 
 # The spec's injected layers: self-attention of the last six decoder transformer blocks.
 INJECTED_LAYERS = tuple(

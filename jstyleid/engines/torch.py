@@ -8,10 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..devices import resolve_device, resolve_dtype
+from .devices import resolve_device, resolve_dtype
 from ..errors import InputError
-from ..models import fingerprint, read_config, resolve_model
-from ..schedule import NoiseSchedule
+from .models import fingerprint, read_config, resolve_model
+from ..core.schedule import NoiseSchedule
 from .base import INJECTED_LAYERS, CallState, Engine, StyleIDAttnProcessor
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ def own_prompt(path) -> str:
 
 def style_prompts(styles_dir) -> list[str]:
     """The distinct prompts of the styles XX/prompt.json in `styles_dir`, style by style."""
-    from ..inputs import read_prompts
+    from ..storage.inputs import read_prompts
 
     folders = sorted(p for p in Path(styles_dir).iterdir() if (p / "prompt.json").is_file()) \
         if Path(styles_dir).is_dir() else []

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import atomic_path
+from ..storage.fileio import atomic_path
 from .score import FINAL, PARTS
 from .select import choose
 

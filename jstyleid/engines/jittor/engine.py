@@ -11,8 +11,8 @@ import logging
 import numpy as np
 
 from ...errors import InputError
-from ...models import fingerprint, read_config, resolve_model
-from ...schedule import NoiseSchedule
+from ..models import fingerprint, read_config, resolve_model
+from ...core.schedule import NoiseSchedule
 from ..base import INJECTED_LAYERS, CallState, Engine, StyleIDAttnProcessor
 from . import import_jittor
 from .attention import attention, attention_modules, set_processors

@@ -1,0 +1,314 @@
+"""`jstyleid train-lora`: DreamBooth LoRA on the U-Net for one style folder (the challenge baseline's recipe).
+
+Engine-agnostic: every random draw (LoRA init, image order, latent sample, diffusion noise, timesteps)
+comes from one seeded numpy Generator here, and so does x_t = q(x_t | x_0) with its regression target;
+the engine's trainer (engines/torch_lora.py) only runs the U-Net, the backward pass and AdamW.
+
+Speed: the style images are encoded once; each step samples latents = mean + std * noise from the
+stored VAE distribution (as the baseline's latent_dist.sample() does, without re-running the encoder).
+Images are centre-cropped as everywhere else in jstyleid (the baseline random-crops non-square ones).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CHECKPOINT_FILE, TrainingInterrupted
+from ..engines.base import LORA_FILE, TEXT_ENCODER_PREFIX
+from ..errors import InputError
+
+COMMAND = "train-lora"
+HELP = "DreamBooth-LoRA fine-tune the U-Net on one style folder; writes pytorch_lora_weights.safetensors"
+DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+ENCODE_BATCH = 4
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser):
+    from ..engines import add_engine_arguments
+
+    add_engine_arguments(parser)
+    parser.add_argument("--style-dir", required=True, help="style folder (with images/)")
+    parser.add_argument("--out-dir", required=True,
+                        help="writes pytorch_lora_weights.safetensors, loss.csv and loss.png here")
+    parser.add_argument("--steps", type=int, default=500, help="optimiser steps")
+    parser.add_argument("--rank", type=int, default=4)
+    parser.add_argument("--alpha", type=float, help="LoRA alpha (default: the rank, i.e. scale 1)")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--instance-prompt", help='default: "style_" + the style folder\'s name')
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--targets", nargs="+", default=list(DEFAULT_TARGETS),
+                        help="U-Net module names that get LoRA layers")
+    schedule = parser.add_argument_group("schedule")
+    schedule.add_argument("--lr-scheduler", default="constant", choices=LR_SCHEDULERS,
+                          help="diffusers.optimization.get_scheduler's name")
+    schedule.add_argument("--lr-warmup-steps", type=int, default=0)
+    schedule.add_argument("--gradient-accumulation-steps", type=int, default=1,
+                          help="batches whose gradients one optimiser step sums (each loss / this number)")
+    resume = parser.add_argument_group("checkpoints")
+    resume.add_argument("--checkpoint-every", type=int, default=100,
+                        help="write out-dir/checkpoint.npz every K steps (0: only on SIGTERM); a rerun resumes from it")
+    prior = parser.add_argument_group("prior preservation (DreamBooth's class-prior loss)")
+    prior.add_argument("--class-dir", help="folder of class images (jstyleid class-images); turns it on")
+    prior.add_argument("--class-prompt", help="the prompt the class images were generated from")
+    prior.add_argument("--prior-loss-weight", type=float, default=1.0)
+    text = parser.add_argument_group("text-encoder LoRA")
+    text.add_argument("--text-encoder-lora", action="store_true", help="also train LoRA layers in the text encoder")
+    text.add_argument("--text-encoder-rank", type=int, default=4)
+    text.add_argument("--text-encoder-lr", type=float, default=5e-6)
+    validation = parser.add_argument_group("validation strips")
+    validation.add_argument("--validation-every", type=int, default=0,
+                            help="every N steps (and before the first) generate --validation-prompt with the "
+                                 "current LoRA into out-dir/validation/ (0: off)")
+    validation.add_argument("--validation-prompt", nargs="+", default=[], help="prompts, each with a fixed seed")
+    validation.add_argument("--validation-steps", type=int, default=10, help="DDIM steps of a validation image")
+    validation.add_argument("--validation-guidance", type=float, default=7.5)
+
+
+def run(args):
+    from ..engines import load_engine
+    from ..storage.inputs import style_images
+
+    images = style_images(args.style_dir)  # fail on a bad folder before loading the model
+    for option in ("steps", "rank", "batch_size", "gradient_accumulation_steps", "text_encoder_rank",
+                   "validation_steps"):
+        if getattr(args, option) < 1:
+            raise InputError(f"--{option.replace('_', '-')}", "must be at least 1")
+    for option in ("lr_warmup_steps", "checkpoint_every", "validation_every"):
+        if getattr(args, option) < 0:
+            raise InputError(f"--{option.replace('_', '-')}", "must be at least 0")
+    prior = None
+    if args.class_dir:
+        if not args.class_prompt:
+            raise InputError("--class-prompt", "give the class prompt with --class-dir")
+        prior = PriorPreservation(style_images(args.class_dir), args.class_prompt,
+                                  args.prior_loss_weight)
+    if args.validation_every and not args.validation_prompt:
+        raise InputError("--validation-prompt", "give the prompts of --validation-every")
+    from .validation import Validation
+
+    prompt = args.instance_prompt or f"style_{Path(args.style_dir).resolve().name}"
+    engine = load_engine(args.engine, args.model, args.device, args.dtype)
+    try:
+        train_lora(engine, images, args.out_dir, prompt=prompt, steps=args.steps, rank=args.rank,
+                   alpha=args.alpha, lr=args.lr, resolution=args.resolution, batch_size=args.batch_size,
+                   seed=args.seed, max_grad_norm=args.max_grad_norm, targets=args.targets,
+                   lr_scheduler=args.lr_scheduler, lr_warmup_steps=args.lr_warmup_steps,
+                   gradient_accumulation_steps=args.gradient_accumulation_steps,
+                   checkpoint_every=args.checkpoint_every, prior=prior,
+                   text_encoder=TextEncoderLora(args.text_encoder_rank, args.text_encoder_lr)
+                   if args.text_encoder_lora else None,
+                   validation=Validation(args.validation_prompt, args.validation_every, args.validation_steps,
+                                         args.validation_guidance, args.seed, args.resolution)
+                   if args.validation_every else None)
+    except TrainingInterrupted as stop:
+        log.error("%s", stop)
+        raise SystemExit(143) from None  # 128 + SIGTERM, as if the signal had killed it
+
+
+@dataclass(frozen=True)
+class PriorPreservation:
+    """DreamBooth's class-prior loss: class images of `prompt` (the base model's), weighted by `weight`."""
+    images: list
+    prompt: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TextEncoderLora:
+    """LoRA layers in the text encoder too (q/k/v/out projections, as diffusers' script), own rank and lr."""
+    rank: int = 4
+    lr: float = 5e-6
+
+
+def lr_factors(name: str, warmup_steps: int, steps: int) -> list[float]:
+    """The learning-rate multiplier of each optimiser step, read off diffusers' get_scheduler (base lr 1)."""
+    import torch
+    from diffusers.optimization import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)
+    factors = []
+    for _ in range(steps):
+        factors.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return factors
+
+
+def noisy_and_target(schedule, x0: np.ndarray, noise: np.ndarray, t: np.ndarray):
+    """x_t = sqrt(abar) x0 + sqrt(1-abar) eps, and what the U-Net should predict there:
+    eps for epsilon models, the velocity v = sqrt(abar) eps - sqrt(1-abar) x0 for v_prediction."""
+    a = schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1)
+    x_t = np.sqrt(a) * x0 + np.sqrt(1 - a) * noise
+    target = noise if schedule.prediction_type == "epsilon" else np.sqrt(a) * noise - np.sqrt(1 - a) * x0
+    return x_t.astype(np.float32), target.astype(np.float32)
+
+
+def initial_lora(shapes: dict[str, tuple], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """peft's "gaussian" init: down (lora_A) ~ N(0, 1/rank^2), up (lora_B) = 0, so training starts at the base model.
+    Keys: diffusers' "<module>.lora.down/up.weight" (U-Net) or peft's "<module>.lora_A/B.weight" (text encoder)."""
+    return {key: (rng.standard_normal(shapes[key]) / shapes[key][0]).astype(np.float32)
+            if ".lora.down." in key or ".lora_A." in key
+            else np.zeros(shapes[key], np.float32) for key in sorted(shapes)}
+
+
+class ImageBatches:
+    """Indices in reshuffled epochs, like a shuffling DataLoader; `order` (the epoch's rest) is its whole state.
+
+    With prior preservation the epoch runs over max(instances, class images) and index i pairs instance
+    i mod n with class image i mod m, as diffusers' DreamBoothDataset does."""
+
+    def __init__(self, count: int, batch_size: int, order=()):
+        self.count, self.batch_size, self.order = count, batch_size, list(order)
+
+    def next(self, rng: np.random.Generator) -> np.ndarray:
+        while len(self.order) < self.batch_size:
+            self.order.extend(rng.permutation(self.count).tolist())
+        batch = np.array(self.order[:self.batch_size])
+        del self.order[:self.batch_size]
+        return batch
+
+
+def save_lora(path, state_dict: dict[str, np.ndarray], scale: float) -> None:
+    """Write diffusers LoRA keys (`unet.`, and `text_encoder.` for a text-encoder LoRA); the U-Net's
+    alpha / rank is folded into its up weights, so every loader (diffusers' load_lora_weights, which
+    assumes alpha = rank without metadata) gets the same model."""
+    from safetensors.numpy import save
+
+    from ..storage.fileio import atomic_path
+
+    tensors = {}
+    for key, value in state_dict.items():
+        if key.startswith(TEXT_ENCODER_PREFIX):
+            tensors[key] = np.ascontiguousarray(value, np.float32)
+        else:
+            tensors[f"unet.{key}"] = np.ascontiguousarray(value * scale if ".lora.up." in key else value, np.float32)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(save(tensors, metadata={"format": "pt"}))  # save_file would make it owner-only
+
+
+def _encode(trainer, paths, resolution):
+    """Mean and std of the VAE latents of the images, encoded once."""
+    from ..storage.inputs import preprocess
+
+    pixels = np.stack([preprocess(path, resolution) for path in paths])
+    encoded = [trainer.encode(pixels[i:i + ENCODE_BATCH]) for i in range(0, len(pixels), ENCODE_BATCH)]
+    return tuple(np.concatenate(parts) for parts in zip(*encoded))
+
+
+def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: int = 4, alpha: float | None = None,
+               lr: float = 1e-4, resolution: int = 512, batch_size: int = 1, seed: int = 0,
+               max_grad_norm: float = 1.0, targets=DEFAULT_TARGETS, lr_scheduler: str = "constant",
+               lr_warmup_steps: int = 0, gradient_accumulation_steps: int = 1, checkpoint_every: int = 0,
+               prior: PriorPreservation | None = None, text_encoder: TextEncoderLora | None = None,
+               validation=None) -> list[float]:
+    """Train, write the outputs into out_dir, and return the per-step losses.
+
+    Resumes from out_dir/checkpoint.npz when it was written with the same settings and inputs; writes
+    one every `checkpoint_every` steps (0: never) and on SIGTERM (then raises TrainingInterrupted).
+    """
+    from tqdm.auto import tqdm
+
+    from . import checkpoint
+    from ..storage.fileio import atomic_path
+    from ..reporting.plots import plot_loss
+
+    engine.check_resolution(resolution)
+    out_dir = Path(out_dir)
+    alpha = float(rank if alpha is None else alpha)
+    accumulation = gradient_accumulation_steps
+    factors = lr_factors(lr_scheduler, lr_warmup_steps, steps)
+    settings = dict(engine=engine.name, model=engine.fingerprint, dtype=str(engine.dtype), prompt=prompt,
+                    steps=steps, rank=rank, alpha=alpha, lr=lr, resolution=resolution, batch_size=batch_size,
+                    seed=seed, max_grad_norm=max_grad_norm, targets=list(targets), lr_scheduler=lr_scheduler,
+                    lr_warmup_steps=lr_warmup_steps, accumulation=accumulation,
+                    prior=prior and dict(prompt=prior.prompt, weight=prior.weight),
+                    text_encoder=text_encoder and asdict(text_encoder),
+                    validation=validation and validation.settings())
+    key = checkpoint.settings_hash(settings, list(images) + list(prior.images if prior else []))
+    trainer = engine.lora_trainer(rank=rank, alpha=alpha, targets=tuple(targets), lr=lr,
+                                  max_grad_norm=max_grad_norm,
+                                  **({"text_encoder": text_encoder} if text_encoder else {}))
+    mean, std = _encode(trainer, images, resolution)
+    count = len(images)
+    texts = [prompt] * batch_size
+    if prior:  # the batch holds the instance images, then as many class images (diffusers' collate_fn)
+        class_mean, class_std = _encode(trainer, prior.images, resolution)
+        count = max(len(images), len(prior.images))
+        texts += [prior.prompt] * batch_size
+
+    rng = np.random.default_rng(seed)
+    batches = ImageBatches(count, batch_size)
+    path = out_dir / CHECKPOINT_FILE
+    with checkpoint.sigterm_flag() as stop:  # from here on SIGTERM means: checkpoint, then stop
+        resumed = checkpoint.load(path, key)
+        if resumed:
+            start, state, meta = resumed
+            trainer.load_training_state(state)
+            rng.bit_generator.state = meta["rng"]
+            batches.order, losses = meta["order"], meta["losses"]
+            log.info("resumed at step %d of %d from %s", start, steps, path)
+        else:
+            start, losses = 0, []
+            shapes = {name: value.shape for name, value in trainer.lora_state_dict().items()}
+            unet_shapes = {name: shape for name, shape in shapes.items() if not name.startswith(TEXT_ENCODER_PREFIX)}
+            initial = initial_lora(unet_shapes, rng)
+            initial.update(initial_lora({name: shapes[name] for name in shapes.keys() - unet_shapes.keys()}, rng))
+            trainer.load_lora_state_dict(initial)
+            if validation:
+                validation.reset(out_dir)
+                validation.run(engine, 0, out_dir)
+
+        def draws():
+            index = batches.next(rng)
+            if prior:
+                pairs = [index % len(images), index % len(prior.images)]
+                mu, sigma = np.concatenate([mean[pairs[0]], class_mean[pairs[1]]]), np.concatenate(
+                    [std[pairs[0]], class_std[pairs[1]]])
+            else:
+                mu, sigma = mean[index], std[index]
+            x0 = mu + sigma * rng.standard_normal(mu.shape, dtype=np.float32)
+            noise = rng.standard_normal(x0.shape, dtype=np.float32)
+            t = rng.integers(0, len(engine.schedule.alphas_cumprod), size=len(x0))
+            x_t, target = noisy_and_target(engine.schedule, x0, noise, t)
+            return x_t, t, target
+
+        def save_checkpoint(step):
+            checkpoint.save(path, key, step, trainer.training_state(),
+                            dict(rng=rng.bit_generator.state, order=batches.order, losses=losses))
+
+        progress = tqdm(range(start, steps), desc=f"train-lora {prompt}", leave=False, initial=start, total=steps)
+        for step in progress:
+            for _ in range(accumulation):
+                x_t, t, target = draws()
+                trainer.backward(x_t, t, target, trainer.condition(texts),
+                                 prior_weight=prior.weight if prior else None, scale=1.0 / accumulation)
+            loss = trainer.update(factors[step])
+            losses.append(loss)
+            progress.set_postfix(loss=f"{loss:.4f}")
+            done = step + 1
+            if validation and done % validation.every == 0:
+                validation.run(engine, done, out_dir)
+            if stop.is_set():
+                save_checkpoint(done)
+                raise TrainingInterrupted(done)
+            if checkpoint_every and done % checkpoint_every == 0 and done < steps:
+                save_checkpoint(done)
+
+    with atomic_path(out_dir / "loss.csv") as tmp:
+        tmp.write_text("step,loss\n" + "".join(f"{i},{loss:.8g}\n" for i, loss in enumerate(losses, 1)))
+    plot_loss(losses, out_dir / "loss.png", title=f"LoRA training loss ({prompt})")
+    save_lora(out_dir / LORA_FILE, trainer.lora_state_dict(), alpha / rank)  # last: its presence means done
+    path.unlink(missing_ok=True)
+    log.info("trained LoRA %r for %d steps on %d image(s): loss %.4f -> %.4f; wrote %s", prompt, steps,
+             len(images), losses[0], losses[-1], out_dir / LORA_FILE)
+    return losses
