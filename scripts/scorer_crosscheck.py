@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-STYLES, GENERATED, REFERENCES = 15, 3, 3  # the scorer reads styles 00 to 14
+STYLES, GENERATED, REFERENCES = 15, 2, 2  # the scorer reads styles 00 to 14
 MODES, SIZES = ("RGB", "RGBA", "L", "P"), (512, 768)
 PARTS = ("hist", "dino", "lpips", "fid", "clip_iqa", "clip_r", "final")
 SCORER_KEYS = dict(hist="hist_score", dino="dino_score", lpips="lpip_score", fid="fid_score",
@@ -203,15 +203,17 @@ def scorer(root: Path, checker: Path):
                      fid=lambda: score_api.get_fid_scores(upload_paths, gt_paths),
                      clip_iqa=lambda: score_api.get_clip_iqa_score(upload_paths)[0]["total"],
                      clip_r=lambda: score_api.get_clip_r_score(upload_paths)[0])
-        for part, call in calls.items():  # each part alone: the scorer's get_score stops at the first failure
-            try:
-                values[part] = float(call())
-            except Exception as err:
-                errors[part] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
-        if errors:
-            errors["final"] = "get_score fails with its first failing part"
-        else:  # the whole scorer, for its final score
+        try:  # the whole scorer: its final score and result.json's parts
             values["final"] = score_api.get_score(upload, gt, str(root / "scorer-result" / name))["final_score"]
+            saved = json.loads((root / "scorer-result" / name / "result.json").read_text())
+            values.update({part: float(saved[key]) for part, key in SCORER_KEYS.items()})
+        except Exception as err:  # get_score stops at its first failing part: each part alone
+            errors["final"] = f"get_score fails: {type(err).__name__}: {str(err).splitlines()[0][:160]}"
+            for part, call in calls.items():
+                try:
+                    values[part] = float(call())
+                except Exception as part_err:
+                    errors[part] = f"{type(part_err).__name__}: {str(part_err).splitlines()[0][:160]}"
         results[name] = dict(values=values, errors=errors)
         print(name, values, errors, flush=True)
     write(root / "scorer.json", dict(fingerprints=prints, versions=versions(), sets=results))
