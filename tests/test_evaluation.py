@@ -579,3 +579,21 @@ def test_clip_r_words_from_the_styles_prompts_and_the_challenge_config(tmp_path)
     assert challenge["evaluation"] == dict(clip_iqa_scaling="challenge", clip_r_words="styles")
     assert numbers_line(challenge["evaluation"], str(tmp_path / "B")).startswith("The challenge's numbers")
     assert numbers_line({}, "").startswith("Corrected numbers, not the challenge's for clip_iqa, clip_r, final")
+
+
+def test_report_says_whose_numbers_the_scores_are(tmp_path):
+    from jstyleid.cli import main
+    from jstyleid.evaluation.report import section
+
+    (tmp_path / "sub/03").mkdir(parents=True)
+    (tmp_path / "B/03/images").mkdir(parents=True)
+    write_bgr(tmp_path / "sub/03/Cat.png", [RED, RED, BLUE, BLACK])
+    write_bgr(tmp_path / "B/03/images/a.png", [WHITE, RED, RED, BLACK])
+    for flags, line in (([], "Corrected numbers, not the challenge&#x27;s for clip_iqa, clip_r, final"),
+                        (["--clip-iqa-scaling", "challenge", "--clip-r-words", str(tmp_path / "B")],
+                         "The challenge&#x27;s numbers: every part as its scorer")):
+        out = tmp_path / "s.json"
+        assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out),
+                     "--parts", "hist", *flags]) == 0
+        html = section(dict(scores=str(out), select={}), tmp_path)
+        assert line in html and "<table>" in html
