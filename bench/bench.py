@@ -172,11 +172,11 @@ def synthetic_images(folder: Path, prefix: str, count: int, res: int, seed: int 
 def inject_files(engine, content_h5, style_h5, outs, mode, batch_size):
     """`jstyleid inject` minus its start-up: open the caches, stylize, decode, write PNGs."""
     from jstyleid.storage.cache import open_caches
-    from jstyleid.pipelines.inject import stylize
+    from jstyleid.pipelines.inject import inject_images
 
     caches = open_caches(content_h5, "content"), open_caches(style_h5, "style")
     try:
-        stylize(engine, *caches, outs, gamma=GAMMA, temperature=TEMPERATURE, use_adain=True, mode=mode,
+        inject_images(engine, *caches, outs, gamma=GAMMA, temperature=TEMPERATURE, use_adain=True, mode=mode,
                 batch_size=batch_size)
     finally:
         for cache in caches[0] + caches[1]:

@@ -1,6 +1,7 @@
 """`jstyleid <stage> ...`: argument parsing and exit codes only; each stage lives in its own module.
 
-A stage module defines COMMAND, HELP, add_arguments(parser) and run(args).
+A stage module (jstyleid/stages/*.py) defines COMMAND, HELP, add_arguments(parser) and run(args); the
+CLI finds them there. The loops they call live in pipelines/, training/ and reporting/.
 """
 
 from __future__ import annotations
@@ -8,24 +9,27 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
 from . import __version__
 from .errors import DiskFull, InputError
 
-STAGE_MODULES = [
-    "engines.presets", "pipelines.class_images", "training.lora", "pipelines.generate", "pipelines.invert",
-    "pipelines.inject", "pipelines.stylize", "stages.evaluate", "stages.submission", "reporting.report", "stages.gc",
-    "stages.check",
-]
+
+
+def stage_modules():
+    """Every module of jstyleid/stages/ that defines COMMAND, in file-name order."""
+    from . import stages
+
+    names = sorted(info.name for info in pkgutil.iter_modules(stages.__path__))
+    return [m for m in (importlib.import_module(f"{stages.__name__}.{n}") for n in names) if hasattr(m, "COMMAND")]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jstyleid", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"jstyleid {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
-    for name in STAGE_MODULES:
-        module = importlib.import_module(f"jstyleid.{name}")
+    for module in stage_modules():
         stage = sub.add_parser(module.COMMAND, help=module.HELP, description=module.HELP)
         module.add_arguments(stage)
         stage.set_defaults(run=module.run)

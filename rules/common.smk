@@ -12,7 +12,7 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from jstyleid.stages.check import check_style
+from jstyleid.storage.inputs import check_style
 from jstyleid.storage.diskspace import check_room, planned_cache_bytes
 from jstyleid.errors import InputError
 from jstyleid.storage.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images

@@ -12,7 +12,7 @@ from PIL import Image
 from jstyleid.cli import main
 from jstyleid.training.lora import LORA_FILE, save_lora
 from jstyleid.engines import load_engine
-from jstyleid.pipelines.generate import initial_noise, sample
+from jstyleid.core.sampling import initial_noise, sample
 from jstyleid.core.schedule import timesteps
 
 RES, STEPS = 64, 4

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from jstyleid.cli import main
-from jstyleid.pipelines.generate import initial_noise, sample
+from jstyleid.core.sampling import initial_noise, sample
 from jstyleid.core.img2img import Img2ImgStart, mean_image
 from jstyleid.storage.inputs import preprocess
 from jstyleid.core.schedule import img2img_timesteps, timesteps

@@ -20,8 +20,8 @@ from jstyleid.training.lora import LORA_FILE, initial_lora, noisy_and_target, tr
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import Injection
 from jstyleid.errors import InputError
-from jstyleid.pipelines.generate import initial_noise, sample
-from jstyleid.pipelines.inject import stylize
+from jstyleid.core.sampling import initial_noise, sample
+from jstyleid.pipelines.inject import inject_images
 from jstyleid.storage.inputs import preprocess, style_images
 from jstyleid.pipelines.invert import invert_images
 from jstyleid.core.schedule import timesteps
@@ -157,7 +157,7 @@ def test_injected_latents_match(caches, engines, tmp_path, mode):
         styles = open_caches(caches[name]["style"], "style")
         pngs[name] = [tmp_path / f"{name}{i}.png" for i in range(2)]
         npys = [tmp_path / f"{name}{i}.npy" for i in range(2)]
-        stylize(e, contents, styles, pngs[name], npys, gamma=0.75, temperature=1.5, use_adain=True, mode=mode,
+        inject_images(e, contents, styles, pngs[name], npys, gamma=0.75, temperature=1.5, use_adain=True, mode=mode,
                 batch_size=2)
         latents[name] = np.stack([np.load(p) for p in npys])
     assert latents["jittor"].shape == (2, 4, RES // 8, RES // 8)

@@ -65,7 +65,7 @@ def test_rotate_gives_prompt_i_reference_i_mod_r(n_contents, n_refs):
 def test_rotate_through_the_cli_equals_one_reference_each(tiny_model, images, tmp_path):
     """inject --refs-mode rotate, 3 contents and 2 references: content i equals its injection with reference i mod 2 alone."""
     from jstyleid.storage.cache import open_caches
-    from jstyleid.pipelines.inject import stylize
+    from jstyleid.pipelines.inject import inject_images
     from jstyleid.pipelines.invert import invert_images
 
     engine = load_engine("torch", str(tiny_model), device="cpu", dtype="float32", layers="sd21_7to11")
@@ -80,7 +80,7 @@ def test_rotate_through_the_cli_equals_one_reference_each(tiny_model, images, tm
 
     def alone(contents, styles, tag):
         outs = [tmp_path / f"{tag}{i}.npy" for i in range(len(contents))]
-        stylize(engine, open_caches(contents, "content"), open_caches(styles, "style"),
+        inject_images(engine, open_caches(contents, "content"), open_caches(styles, "style"),
                 [p.with_suffix(".png") for p in outs], outs, gamma=0.75, temperature=1.5, use_adain=True,
                 mode="stored", batch_size=4)
         return [np.load(p) for p in outs]

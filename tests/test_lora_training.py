@@ -291,7 +291,7 @@ def test_text_encoder_lora_round_trips_through_load_lora_weights(tiny_model, tex
 def test_generation_with_a_text_encoder_lora_equals_the_pipeline(tiny_model, text_encoder_lora):
     from test_generate import PROMPTS, STEPS, _noise, _pipeline_latents
 
-    from jstyleid.pipelines.generate import sample
+    from jstyleid.core.sampling import sample
     from jstyleid.core.schedule import timesteps
 
     out, _ = text_encoder_lora

@@ -9,7 +9,7 @@ import torch
 from jstyleid.storage.cache import open_caches
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import Injection
-from jstyleid.pipelines.inject import stylize
+from jstyleid.pipelines.inject import inject_images
 from jstyleid.pipelines.invert import invert_images
 from jstyleid.core.schedule import timesteps
 from jstyleid.core.styleid import _stored_features, adain, inject
@@ -120,7 +120,7 @@ def test_batched_calls_equal_one_at_a_time(torch_engine, images, tmp_path):
     outs = {n: [tmp_path / f"{n}{i}.png" for i in range(2)] for n in ("b", "a")}
     lat = {n: [tmp_path / f"{n}{i}.npy" for i in range(2)] for n in ("b", "a")}
     for name, size in (("b", 2), ("a", 1)):
-        stylize(e, contents, styles, outs[name], lat[name], gamma=0.75, temperature=1.5, use_adain=True,
+        inject_images(e, contents, styles, outs[name], lat[name], gamma=0.75, temperature=1.5, use_adain=True,
                 mode="stored", batch_size=size)
     for a, b in zip(lat["b"], lat["a"]):
         np.testing.assert_allclose(np.load(a), np.load(b), atol=1e-5)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from jstyleid.storage.cache import open_caches
 from jstyleid.cli import main
-from jstyleid.pipelines.inject import stylize
+from jstyleid.pipelines.inject import inject_images
 from jstyleid.pipelines.invert import invert_images
 from jstyleid.reporting.plots import LABEL_HEIGHT
 from jstyleid.pipelines.stylize import stylize_pairs
@@ -34,7 +34,7 @@ def test_stylize_equals_invert_and_inject_through_caches(torch_engine, images, t
         mode = "stored" if features.get("features", True) else "recompute"
         for s, style in zip(styles, caches["style"]):
             names = [f"{c.stem}__{s.stem}" for c in contents]
-            stylize(e, caches["content"], [style], [tmp_path / tag / f"{n}.png" for n in names],
+            inject_images(e, caches["content"], [style], [tmp_path / tag / f"{n}.png" for n in names],
                     [tmp_path / tag / f"{n}.npy" for n in names], mode=mode, batch_size=2, **INJECTION)
 
     through_caches("stored")  # what invert + inject do by default: float16 features on disk

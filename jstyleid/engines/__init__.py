@@ -7,9 +7,9 @@ ENGINES = ("torch", "jittor")
 
 def load_engine(name: str, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None,
                 layers=None):
-    """Load `model` (see jstyleid.models.resolve_model) on the named engine.
+    """Load `model` (see jstyleid.engines.models.resolve_model) on the named engine.
 
-    `layers`: the injected self-attention layers, module paths or presets of jstyleid.layers
+    `layers`: the injected self-attention layers, module paths or presets of jstyleid.core.layers
     (default: the spec's six decoder layers; an empty list injects nothing: plain DDIM).
     """
     from ..core.layers import resolve_layers

@@ -11,8 +11,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-COMMAND = "make-model"
-HELP = "write a randomly initialised SD 2.x-structured model in diffusers layout"
 
 _SD21_UNET = dict(
     block_out_channels=(320, 640, 1280, 1280), attention_head_dim=(5, 10, 20, 20), layers_per_block=2,
@@ -39,16 +37,6 @@ PRESETS = {
 # Words the toy BPE learns its merges from; any text still tokenizes (byte-level fallback).
 _CORPUS = ("a an the in of and with style painting photo picture drawing image of art ring cat dog house "
            "tree flower car bird mountain river city portrait landscape water sky sun moon star") * 3
-
-
-def add_arguments(parser):
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    parser.add_argument("--out", required=True, help="folder to write (diffusers layout)")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args):
-    make_model(args.preset, args.out, seed=args.seed)
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -1,6 +1,6 @@
 """`jstyleid class-images`: DreamBooth's class images for prior preservation, drawn with the base model.
 
-Image i starts from noise seeded by (seed, "<class prompt> #i") (generate.initial_noise), so the set
+Image i starts from noise seeded by (seed, "<class prompt> #i") (core.sampling.initial_noise), so the set
 is repeatable and a larger count only adds images. Written to out-dir/images/0000.png ..., the
 layout of a style folder, which `train-lora --class-dir` reads.
 """
@@ -12,38 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
 
-COMMAND = "class-images"
-HELP = "generate DreamBooth class images (prior preservation) with the base model into out-dir/images/"
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser):
-    from ..engines import add_engine_arguments
-
-    add_engine_arguments(parser)
-    parser.add_argument("--prompt", required=True, help="the class prompt, e.g. 'a painting'")
-    parser.add_argument("--count", type=int, default=100, help="number of class images")
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
-    parser.add_argument("--guidance", type=float, default=7.5)
-    parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=4)
-
-
-def run(args):
-    from ..engines import load_engine
-
-    for option in ("count", "steps", "batch_size"):
-        if getattr(args, option) < 1:
-            raise InputError(f"--{option.replace('_', '-')}", "must be at least 1")
-    if not args.prompt.strip():
-        raise InputError("--prompt", "the class prompt is empty")
-    engine = load_engine(args.engine, args.model, args.device, args.dtype)
-    class_images(engine, args.prompt, args.count, args.out_dir, steps=args.steps, guidance=args.guidance,
-                 resolution=args.resolution, seed=args.seed, batch_size=args.batch_size)
 
 
 def class_images(engine, prompt: str, count: int, out_dir, *, steps: int = 25, guidance: float = 7.5,
@@ -52,7 +22,7 @@ def class_images(engine, prompt: str, count: int, out_dir, *, steps: int = 25, g
     from tqdm.auto import tqdm
 
     from ..storage.fileio import atomic_path
-    from .generate import initial_noise, sample
+    from ..core.sampling import initial_noise, sample
     from ..core.schedule import timesteps
 
     engine.check_resolution(resolution)

@@ -4,71 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import InputError
-from ..storage.store import add_store_argument
 
-COMMAND = "inject"
-HELP = "stylize content caches with style caches (StyleID attention injection) and decode to PNG"
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser):
-    from ..engines import add_engine_arguments
-
-    add_engine_arguments(parser, layers=True)
-    parser.add_argument("--content", nargs="+", required=True, help="content caches (.h5)")
-    parser.add_argument("--style", nargs="+", required=True, action="extend",
-                        help="style caches (.h5); several references are pooled (see --refs-mode)")
-    parser.add_argument("--refs-mode", choices=("pool", "rotate"), default="pool",
-                        help="pool: every content takes all references; rotate: content i takes reference i mod R")
-    parser.add_argument("--out", nargs="+", required=True, help="one .png per content")
-    add_injection_arguments(parser)
-    parser.add_argument("--latent-out", nargs="+", help="one .npy per content: the final latent (4, h, w)")
-    parser.add_argument("--features", choices=("auto", "stored", "recompute"), default="auto",
-                        help="auto: stored when every cache holds features, else recompute")
-    parser.add_argument("--steps", type=int, help="refuse caches of another number of inversion steps")
-    parser.add_argument("--resolution", type=int, help="refuse caches of another resolution")
-    parser.add_argument("--batch-size", type=int, default=4)
-    add_store_argument(parser)
-
-
-def add_injection_arguments(parser):
-    """The options of the injection that `stylize` shares."""
-    parser.add_argument("--gamma", type=float, default=0.75, help="query preservation")
-    parser.add_argument("--temperature", type=float, default=1.5, help="attention temperature T")
-    parser.add_argument("--no-adain", action="store_true", help="start from the content latent unchanged")
-
-
-def run(args):
-    if len(args.out) != len(args.content):
-        raise InputError("--out", f"{len(args.out)} outputs for {len(args.content)} content caches")
-    if args.latent_out and len(args.latent_out) != len(args.content):
-        raise InputError("--latent-out", f"{len(args.latent_out)} outputs for {len(args.content)} content caches")
-    from ..storage.cache import check_compatible, open_caches
-    from ..engines import load_engine
-    from ..storage.fileio import check_names
-
-    check_names(args.out)
-    check_names(args.latent_out or [], "--latent-out")
-
-    contents = open_caches(args.content, "content")
-    styles = open_caches(args.style, "style")
-    engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)
-    mode = check_compatible(contents + styles, model=engine.fingerprint,
-                            prediction_type=engine.schedule.prediction_type, layers=engine.injected_layers)
-    if args.features == "stored" and mode != "stored":
-        raise InputError("--features", "stored features were asked for, but some caches have none")
-    for cache in contents + styles:
-        if args.steps is not None and cache.steps != args.steps:
-            raise InputError(cache.path, f"cache has {cache.steps} inversion steps, --steps is {args.steps}")
-        if args.resolution is not None and cache.resolution != args.resolution:
-            raise InputError(cache.path, f"cache resolution is {cache.resolution}, --resolution is {args.resolution}")
-    mode = args.features if args.features != "auto" else mode
-    for content_rows, style_rows in reference_groups(len(contents), len(styles), args.refs_mode):
-        stylize(engine, [contents[i] for i in content_rows], [styles[j] for j in style_rows],
-                [args.out[i] for i in content_rows], args.latent_out and [args.latent_out[i] for i in content_rows],
-                gamma=args.gamma, temperature=args.temperature, use_adain=not args.no_adain, mode=mode,
-                batch_size=args.batch_size, store=args.store)
 
 
 def reference_groups(n_contents: int, n_styles: int, refs_mode: str) -> list[tuple[list[int], list[int]]]:
@@ -79,7 +16,7 @@ def reference_groups(n_contents: int, n_styles: int, refs_mode: str) -> list[tup
     return [(list(range(r, n_contents, n_styles)), [r]) for r in range(min(n_styles, n_contents))]
 
 
-def stylize(engine, contents, styles, outs, latent_outs=None, *, gamma, temperature, use_adain, mode, batch_size,
+def inject_images(engine, contents, styles, outs, latent_outs=None, *, gamma, temperature, use_adain, mode, batch_size,
             store=None):
     """`store`: a result store folder (jstyleid/storage/store.py): finished images are taken from it, new ones added."""
     import numpy as np

@@ -10,50 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import InputError
 
-COMMAND = "stylize"
-HELP = "stylize every content image with every style image in memory (no caches): {content}__{style}.png"
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser):
-    from ..engines import add_engine_arguments
-    from .inject import add_injection_arguments
-    from .invert import add_inversion_arguments
-
-    add_engine_arguments(parser, layers=True)
-    parser.add_argument("--content", nargs="+", required=True, metavar="IMG|DIR",
-                        help="content images, or folders of them")
-    parser.add_argument("--style", nargs="+", required=True, metavar="IMG|DIR",
-                        help="style images, or folders of them; each is a style of its own")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--grid", action="store_true",
-                        help="also grid.png: contents down, styles across, labelled with their names")
-    add_inversion_arguments(parser)
-    add_injection_arguments(parser)
-    parser.add_argument("--latent-out", metavar="DIR", help="also the final latents, {content}__{style}.npy")
-    parser.add_argument("--batch-size", type=int, default=4)
-
-
-def run(args):
-    from ..engines import load_engine
-    from ..storage.inputs import image_files, load_rgb
-    from ..core.schedule import timesteps
-
-    contents, styles = image_files(args.content, "--content"), image_files(args.style, "--style")
-    for option, folder in (("--out", args.out), ("--latent-out", args.latent_out)):
-        if folder and Path(folder).exists() and not Path(folder).is_dir():
-            raise InputError(folder, f"{option}: exists and is not a folder")
-    if args.batch_size < 1:
-        raise InputError("--batch-size", f"{args.batch_size} is not a positive number")
-    timesteps(args.steps)  # refuses a bad --steps before the model loads
-    for path in contents + styles:
-        load_rgb(path)  # every image decodes, before any work
-    engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)
-    stylize_pairs(engine, contents, styles, args.out, args.latent_out, steps=args.steps,
-                  resolution=args.resolution, gamma=args.gamma, temperature=args.temperature,
-                  use_adain=not args.no_adain, batch_size=args.batch_size, grid=args.grid)
 
 
 def pair_name(content, style) -> str:
@@ -65,7 +23,7 @@ def stylize_pairs(engine, contents, styles, out_dir, latent_dir=None, *, steps, 
     from tqdm.auto import tqdm
 
     from ..storage.cache import MemoryCache
-    from .inject import stylize
+    from .inject import inject_images
     from .invert import invert_images
 
     def invert(images, role):
@@ -75,7 +33,7 @@ def stylize_pairs(engine, contents, styles, out_dir, latent_dir=None, *, steps, 
     content_caches, style_caches = invert(contents, "content"), invert(styles, "style")
     for style, style_cache in zip(tqdm(styles, desc="stylize", unit="style"), style_caches):
         names = [pair_name(content, style) for content in contents]
-        stylize(engine, content_caches, [style_cache], [Path(out_dir) / f"{n}.png" for n in names],
+        inject_images(engine, content_caches, [style_cache], [Path(out_dir) / f"{n}.png" for n in names],
                 [Path(latent_dir) / f"{n}.npy" for n in names] if latent_dir else None,
                 gamma=gamma, temperature=temperature, use_adain=use_adain, mode="recompute",
                 batch_size=batch_size)

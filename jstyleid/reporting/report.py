@@ -35,8 +35,6 @@ from ..errors import InputError
 
 ASSETS = "img"  # the report folder's own copies of what it shows
 THUMB_SIDE = 256  # px, longest side of a thumbnail
-COMMAND = "report"
-HELP = "write an offline HTML report: per style references | content | output, loss curve, timings, config"
 
 CSS = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -77,20 +75,15 @@ document.addEventListener("click", async event => {
 """
 
 
-def add_arguments(parser):
-    parser.add_argument("--manifest", required=True, help="JSON text: the styles, benchmark files and config to show")
-    parser.add_argument("--out", required=True, help="the HTML file to write")
-
-
-def run(args):
+def write_report(manifest: dict, out) -> None:
+    """The page of `manifest` (the module docstring's layout) at `out`, its thumbnails beside it."""
     try:
-        manifest = json.loads(args.manifest)
         styles, benchmarks, config = manifest["styles"], manifest["benchmarks"], manifest["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise InputError("--manifest", f"not a report manifest ({err!r})") from None
     from ..storage.fileio import atomic_path
 
-    out = Path(args.out)
+    out = Path(out)
     body = [f"<h1>jstyleid report</h1><p>Model: {_e(config.get('model', '?'))}</p>"]
     if manifest.get("failures"):
         body.append(_failures(manifest["failures"]))
@@ -156,7 +149,7 @@ def _sweep_grid(sweep, prompts, contents, base):
 
 
 def _candidates_grid(scores_file, prompts, base):
-    """Per prompt, every generated candidate small with its score; the kept one outlined (jstyleid.candidates)."""
+    """Per prompt, every generated candidate small with its score; the kept one outlined (jstyleid.pipelines.candidates)."""
     from ..storage.inputs import safe_filename
 
     if not scores_file:

@@ -1,12 +1,4 @@
-"""`jstyleid submission`: the stylised images in the challenge layout, OUT/XX/{prompt}.png.
-
-File names keep each prompt as written in XX/prompt.json, changed only where a file system
-forbids a character (jstyleid.inputs.safe_filename); OUT/mapping.json records, per style, every
-prompt's key, text and file. With --scores and --select (one score per prompt file, or "none"),
-a style's images come from its StyleID setting with the best value of that score in scores.json
-(jstyleid.evaluation.select), and mapping.json's "selection" says per style which setting won, its
-value, the runner-up and the margin.
-"""
+"""`jstyleid submission`: the stylised images in the challenge layout (jstyleid/pipelines/submission.py)."""
 
 from __future__ import annotations
 
@@ -29,35 +21,11 @@ def add_arguments(parser):
 
 
 def run(args):
-    import shutil
-
-    from ..storage.fileio import atomic_path, write_json
-    from ..storage.inputs import read_prompts, safe_filename
+    from ..pipelines.submission import write_submission
 
     if len(args.images) != len(args.prompts):
         raise InputError("--images", f"{len(args.images)} folders for {len(args.prompts)} prompt files")
-    choose = _selector(args)
-    copies, mapping, selection = [], {}, {}
-    for prompt_file, folder, metric in zip(args.prompts, args.images, args.select or [None] * len(args.prompts)):
-        style = Path(prompt_file).parent.name
-        if style in mapping or style == "selection":
-            raise InputError(prompt_file, f"style {style} is given twice" if style in mapping
-                             else "a style may not be called 'selection' (mapping.json uses the key)")
-        if metric not in (None, "none"):
-            selection[style] = choose(metric, style)
-            folder = selection[style]["outputs"]
-        mapping[style] = []
-        for key, prompt in read_prompts(prompt_file).items():
-            name = f"{safe_filename(prompt)}.png"
-            source = Path(folder, name)
-            if not source.is_file():
-                raise InputError(source, f"no stylised image for prompt {prompt!r}")
-            copies.append((source, Path(args.out, style, name)))
-            mapping[style].append({"key": key, "prompt": prompt, "file": f"{style}/{name}"})
-    for source, target in copies:
-        with atomic_path(target) as tmp:
-            shutil.copyfile(source, tmp)
-    write_json(Path(args.out, "mapping.json"), {**mapping, "selection": selection} if selection else mapping)
+    write_submission(args.prompts, args.images, args.out, args.select or [None] * len(args.prompts), _selector(args))
 
 
 def _selector(args):

@@ -151,3 +151,19 @@ def sha256_file(path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_style(style_dir, decode: bool = False) -> dict[str, str]:
+    """{file name: prompt} of a style folder whose prompt.json and images are usable; else InputError."""
+    style_dir = Path(style_dir)
+    prompts = read_prompts(style_dir / "prompt.json")
+    images = style_images(style_dir)
+    stems = [p.stem for p in images]
+    if len(set(stems)) < len(stems):
+        raise InputError(style_dir / "images", "two images share a name (their caches would too)")
+    for image in images:
+        if decode:
+            load_rgb(image)
+        elif image.stat().st_size == 0:
+            raise InputError(image, "image file is empty (0 bytes)")
+    return {safe_filename(p): p for p in prompts.values()}

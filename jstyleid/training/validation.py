@@ -1,6 +1,6 @@
 """Validation strips of LoRA training: fixed prompts generated with the current LoRA every N steps.
 
-Each prompt's initial noise depends only on (seed, prompt) (generate.initial_noise), so the images of
+Each prompt's initial noise depends only on (seed, prompt) (core.sampling.initial_noise), so the images of
 one prompt differ across steps only by the LoRA: a strip per prompt shows overfitting (every prompt
 turning into the training subject) at a glance. Images go to out_dir/validation/step{N}/{prompt}.png,
 and validation/strips.json lists the prompts and steps done; the report draws one row per prompt.
@@ -41,7 +41,7 @@ class Validation:
         from PIL import Image
 
         from ..storage.fileio import atomic_path, write_json
-        from ..pipelines.generate import initial_noise, sample
+        from ..core.sampling import initial_noise, sample
         from ..storage.inputs import safe_filename
         from ..core.schedule import timesteps
 
