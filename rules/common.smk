@@ -404,6 +404,12 @@ def selection_option(wildcards):
     return f"--scores {rules.evaluate.output[0]} --select {metrics}"
 
 
+def clip_r_words():
+    """evaluation.clip_r_words for --clip-r-words: "styles" is styles_dir (its prompts are the list)."""
+    words = config["evaluation"]["clip_r_words"]
+    return str(STYLES_DIR) if words == "styles" else words
+
+
 def report_evaluation():
     """The report's scores section: scores.json and each style's `select`; None without evaluation."""
     if not evaluating():

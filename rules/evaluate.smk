@@ -27,7 +27,7 @@ rule evaluate:
         clip_iqa=config["evaluation"]["clip_iqa"],
         scaling=config["evaluation"]["clip_iqa_scaling"],
         torch_hub=config["evaluation"]["torch_hub"],
-        words=config["evaluation"]["clip_r_words"],
+        words=clip_r_words(),
         device=config["device"],
     shell:
         "jstyleid evaluate --manifest {params.manifest:q} --out {output:q} --parts {params.parts}"

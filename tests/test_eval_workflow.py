@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from jstyleid.errors import InputError
 from jstyleid.evaluation.select import choose
 from conftest import copy_run
-from test_workflow import copy_workflow, edit_config, pending, snakemake
+from test_workflow import ROOT, copy_workflow, edit_config, pending, snakemake
 
 UNAVAILABLE = {"status": "unavailable", "reason": "no weights"}
 
@@ -60,8 +61,9 @@ def test_submission_takes_the_selected_setting(tmp_path):
     assert mapping["selection"]["05"]["margin"] == pytest.approx(0.07)
 
 
-def test_evaluation_is_off_by_default(tmp_path):
-    workdir = copy_workflow(tmp_path / "wf")
+def test_the_demo_evaluates_and_evaluate_false_turns_it_off(tmp_path):
+    assert yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"] is True  # make run shows its scores
+    workdir = copy_workflow(tmp_path / "wf")  # the tests' FAST settings turn it off
     assert not any(rule == "evaluate" for rule, _ in pending(workdir))
     edit_config(workdir, evaluate=True)
     assert ("evaluate", "*") in pending(workdir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,8 +151,10 @@ def random_weights(tmp_path_factory):
                       image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root / "dino")
     vocab = write_clip_tokenizer(root / "tokenizer")
     CLIPModel(CLIPConfig(
+        # pooled at the tokenizer's end token (the last id): with CLIP's default id every text pooled token 0
         text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77),
+                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=vocab - 2,
+                         eos_token_id=vocab - 1, pad_token_id=vocab - 1),
         vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
                            image_size=32, patch_size=8),
         projection_dim=16)).save_pretrained(root / "clip")
@@ -195,7 +198,7 @@ def test_dino_is_the_mean_pairwise_cosine_of_pooler_outputs(torch_home, two_styl
     gen, refs = two_styles[0]
     metric = build("dino", dict(dino=torch_home["dino"]))
     metric.load("cpu")
-    processor = AutoImageProcessor.from_pretrained(torch_home["dino"])
+    processor = AutoImageProcessor.from_pretrained(torch_home["dino"], backend="pil")  # the scorer's PIL path
     model = AutoModel.from_pretrained(torch_home["dino"])
 
     def pooled(path):
@@ -233,7 +236,8 @@ def test_fid_per_style_and_pooled_over_styles(torch_home, two_styles):
     results = [metric.style(gen, refs) for gen, refs in two_styles]
 
     def fid(pairs):
-        reference = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=metric.weights)
+        reference = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=metric.weights,
+                                             antialias=False)  # torchmetrics 1.2's resize, the scorer's
         for gen, refs in pairs:
             for r in refs:
                 reference.update((ToTensor()(Image.open(r)) * 255).byte()[None], real=True)
@@ -255,7 +259,8 @@ def test_clip_iqa_is_torchmetrics_clip_iqa_and_scaling_switch(torch_home, two_st
     gen, _ = two_styles[0]
     metric = build("clip_iqa", dict(clip_iqa=torch_home["clip"]))
     metric.load("cpu")
-    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    model = CLIPModel.from_pretrained(torch_home["clip"])
+    processor = CLIPProcessor.from_pretrained(torch_home["clip"], backend="pil")  # the scorer's PIL path
     with torch.no_grad():  # the metric's formula: softmax(100 cos(image, ["Good photo.", "Bad photo."]))[0]
         text = model.get_text_features(**processor(text=["Good photo.", "Bad photo."], return_tensors="pt", padding=True))
         image = model.get_image_features(**processor(images=[Image.open(g) for g in gen], return_tensors="pt"))
@@ -345,7 +350,8 @@ def test_clip_r_counts_own_prompt_in_top5_pooled(torch_home, two_styles, tmp_pat
     metric.set_candidates(images, str(words))
     metric.load("cpu")
     results = [metric.style(gen) for gen, _ in two_styles]
-    model, processor = CLIPModel.from_pretrained(torch_home["clip"]), CLIPProcessor.from_pretrained(torch_home["clip"])
+    model = CLIPModel.from_pretrained(torch_home["clip"])
+    processor = CLIPProcessor.from_pretrained(torch_home["clip"], backend="pil")  # the scorer's PIL path
     texts = sorted({"cat", "bird", "river", "car", "dog", "moon", "a house", "red tree", "ship"})
     correct = 0
     for path in images:
@@ -387,8 +393,9 @@ def test_upload_layout_scores_every_file_as_the_scorer_lists_them(tmp_path, caps
     (tmp_path / "sub/mapping.json").write_text("{}")  # beside the style folders, as submission writes it
     out = tmp_path / "s.json"
     assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out),
-                 "--parts", "hist"]) == 0
+                 "--parts", "hist", "--clip-iqa-scaling", "challenge", "--clip-r-words", str(tmp_path / "B")]) == 0
     scores = json.loads(out.read_text())
+    assert scores["numbers"].startswith("The challenge's numbers")
     assert scores["styles"]["03"]["submission"]["images"] == 2
     per_image = scores["styles"]["03"]["submission"]["per_image"]["hist"]
     assert sorted(per_image) == sorted(map(str, gen)) and per_image[str(gen[0])] == pytest.approx(hist.hist_score(gen[:1], refs))
@@ -397,3 +404,196 @@ def test_upload_layout_scores_every_file_as_the_scorer_lists_them(tmp_path, caps
     (tmp_path / "B/03/images/a.png").unlink()
     assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out)]) == 2
     assert "B/03/images: no reference images for style 03" in capsys.readouterr().err
+
+
+# The scorer's preprocessing, recomputed independently of the libraries that do it here, so that an
+# upgrade changing it turns these red (docs/evaluation-crosscheck.md: the cross-check with the scorer).
+
+def tf1_bilinear(a, size):
+    """torch-fidelity's interpolate_bilinear_2d_like_tensorflow1x (align_corners=False) in float32
+    NumPy: source = float32(dst * in / out), no half-pixel offset, edge clamped, x then y."""
+    def axis(n_in):
+        src = np.arange(size, dtype=np.float32) * np.float32(n_in / size)
+        lo = src.astype(np.int64)
+        return lo, np.minimum(lo + 1, n_in - 1), (src - lo.astype(np.float32))
+
+    (y0, y1, dy), (x0, x1, dx) = axis(a.shape[-2]), axis(a.shape[-1])
+    a = a.astype(np.float32)
+    top = a[..., y0, :][..., x0] + (a[..., y0, :][..., x1] - a[..., y0, :][..., x0]) * dx
+    bottom = a[..., y1, :][..., x0] + (a[..., y1, :][..., x1] - a[..., y1, :][..., x0]) * dx
+    return top + (bottom - top) * dy[:, None]
+
+
+@pytest.mark.parametrize("size", [(512, 512), (768, 768), (300, 517)])
+def test_fid_network_sees_the_tensorflow_bilinear_resize_to_299(torch_home, tmp_path, size):
+    import torch
+
+    from jstyleid.evaluation.fid import fid_input
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+    metric = build("fid", {})
+    metric.load("cpu")
+    seen = []
+    first = metric.metric.inception.Conv2d_1a_3x3
+    hook = first.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        metric.metric.update(fid_input(path)[None], real=True)
+    hook.remove()
+    pixels = np.asarray(Image.open(path)).transpose(2, 0, 1)[None]
+    expected = (tf1_bilinear(pixels, 299) - 128) / 128  # torch-fidelity's input scaling
+    assert seen[0].shape == (1, 3, 299, 299)
+    np.testing.assert_allclose(seen[0].numpy(), expected, rtol=0, atol=1e-6)
+
+
+PRECISION_BITS = 22  # Pillow's Resample.c (8-bit images): 32 - 8 - 2
+
+
+def pillow11_pass(a, size_out):
+    """One bilinear pass of Pillow 11 along axis 0 of uint8 `a` (precompute_coeffs, then the
+    fixed-point coefficients of normalize_coeffs_8bpc), rounded back to uint8 as between its passes."""
+    size_in = a.shape[0]
+    scale = size_in / size_out
+    support = max(scale, 1.0)  # bilinear's support 1, widened when reducing
+    out = np.empty((size_out,) + a.shape[1:], np.int64)
+    for xx in range(size_out):
+        center = (xx + 0.5) * scale
+        lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), size_in)
+        w = np.array([max(0.0, 1.0 - abs((x - center + 0.5) / support)) for x in range(lo, hi)])
+        fixed = np.trunc(w / w.sum() * (1 << PRECISION_BITS) + 0.5).astype(np.int64)
+        acc = (1 << (PRECISION_BITS - 1)) + np.tensordot(fixed, a[lo:hi].astype(np.int64), axes=1)
+        out[xx] = np.clip(acc >> PRECISION_BITS, 0, 255)
+    return out.astype(np.uint8)
+
+
+def pillow11_bilinear(a, width, height):
+    """H x W x C uint8 as the scorer's Pillow 11 resizes it (BILINEAR): horizontal pass, vertical pass,
+    RGBA premultiplied around them (Convert.c's rgbA2rgba and rgba2rgbA)."""
+    rgba = a.shape[2] == 4
+    if rgba:
+        t = a[..., :3].astype(np.int64) * a[..., 3:] + 128
+        a = np.concatenate([((t >> 8) + t) >> 8, a[..., 3:]], axis=2).astype(np.uint8)
+    a = pillow11_pass(a.transpose(1, 0, 2), width).transpose(1, 0, 2) if a.shape[1] != width else a
+    a = pillow11_pass(a, height) if a.shape[0] != height else a
+    if rgba:
+        alpha = a[..., 3:].astype(np.int64)
+        colour = np.minimum(255 * a[..., :3].astype(np.int64) // np.maximum(alpha, 1), 255)
+        a = np.concatenate([np.where((alpha == 0) | (alpha == 255), a[..., :3], colour), alpha], axis=2)
+    return a.astype(np.uint8)
+
+
+@pytest.mark.parametrize("size,mode", [((512, 512), "RGB"), ((768, 768), "RGB"), ((300, 517), "RGB"),
+                                       ((512, 512), "RGBA"), ((768, 768), "RGBA")])
+def test_lpips_input_is_pillow11_bilinear_of_the_file_as_it_is(tmp_path, size, mode):
+    from jstyleid.evaluation.lpips import lpips_input
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (*size, len(mode)), dtype=np.uint8)
+    if mode == "RGBA":  # transparent, opaque and partial alpha: the premultiplication shows
+        pixels[..., 3] = rng.choice([0, 255, 7, 128, 200], size)
+    path = tmp_path / "x.png"
+    Image.fromarray(pixels, mode).save(path)
+    expected = pillow11_bilinear(pixels, 256, 256)[..., :3].transpose(2, 0, 1).astype(np.float32) / 255 * 2 - 1
+    np.testing.assert_array_equal(lpips_input(path).numpy(), expected)
+    if mode == "RGBA":  # not the RGB conversion's resize
+        rgb = pillow11_bilinear(np.ascontiguousarray(pixels[..., :3]), 256, 256).transpose(2, 0, 1)
+        assert (rgb.astype(np.float32) / 255 * 2 - 1 != expected).mean() > 0.1
+
+
+def pil_processor_pixels(processor, path):
+    """transformers 4.47's PIL preprocessing by hand: RGB, bicubic resize of the short side to
+    size["shortest_edge"] (long side int(short * long / short)), centre crop, x / 255 in float64 then
+    float32, (x - mean) / std in float32, channels first."""
+    image = Image.open(path).convert("RGB")
+    short = processor.size["shortest_edge"]
+    w, h = image.size
+    size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    pixels = np.asarray(image.resize(size, Image.Resampling(processor.resample)))
+    ch, cw = processor.crop_size["height"], processor.crop_size["width"]
+    top, left = (pixels.shape[0] - ch) // 2, (pixels.shape[1] - cw) // 2
+    pixels = (pixels[top:top + ch, left:left + cw].astype(np.float64) * processor.rescale_factor).astype(np.float32)
+    mean, std = (np.array(v, dtype=np.float32) for v in (processor.image_mean, processor.image_std))
+    return ((pixels - mean) / std).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("part", ["dino", "clip_r"])
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+def test_dino_and_clip_r_preprocess_as_the_scorers_pil_processors(torch_home, tmp_path, part, mode):
+    from conftest import write_image
+
+    metric = build(part, dict(dino=torch_home["dino"], clip=torch_home["clip"]))
+    metric.load("cpu")
+    processor = getattr(metric.processor, "image_processor", metric.processor)
+    for i, size in enumerate([(40, 36), (36, 52)]):
+        path = write_image(tmp_path / f"{i}.png", seed=i, size=size, mode=mode)
+        if mode == "RGBA":
+            image = Image.open(path)
+            image.putalpha(Image.fromarray(np.random.default_rng(i).integers(0, 256, size[::-1], dtype=np.uint8)))
+            image.save(path)
+        got = processor(images=[Image.open(path).convert("RGB")], return_tensors="np")["pixel_values"][0]
+        np.testing.assert_array_equal(got, pil_processor_pixels(processor, path))
+
+
+def test_clip_iqa_challenge_reads_grey_and_palette_files_as_the_scorer(piq_clip, tmp_path):
+    """The scorer's ToTensor gives a palette file one channel of palette indices (broadcast to three by
+    the CLIP normalisation): `challenge` scores it as the grey picture of its indices."""
+    from conftest import write_image
+
+    palette = Image.open(write_image(tmp_path / "rgb.png", seed=5, size=(40, 36))).convert("P")
+    palette.save(tmp_path / "p.png")
+    Image.fromarray(np.asarray(palette)).save(tmp_path / "indices.png")  # mode L: the indices as grey
+    palette.convert("RGB").save(tmp_path / "colours.png")
+    values = {}
+    for scaling in ("challenge", "correct"):
+        metric = build("clip_iqa", dict(clip_iqa_scaling=scaling))
+        metric.load("cpu")
+        values[scaling] = {name: metric.style([tmp_path / f"{name}.png"])["value"] for name in ("p", "indices", "colours")}
+    assert values["challenge"]["p"] == pytest.approx(values["challenge"]["indices"], abs=1e-7)
+    assert values["challenge"]["p"] != pytest.approx(values["challenge"]["colours"], abs=1e-4)
+    assert values["correct"]["p"] == pytest.approx(values["correct"]["colours"], abs=1e-7)
+
+
+def test_clip_r_words_from_the_styles_prompts_and_the_challenge_config(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from jstyleid.evaluation import numbers_line
+    from jstyleid.evaluation.clip_r import read_words, style_prompts
+    from jstyleid.errors import InputError
+
+    for style, prompts in (("00", {"0": "Cat", "1": "Red tree"}), ("01", {"0": "Mr. Bean", "1": "Cat"})):
+        (tmp_path / "B" / style).mkdir(parents=True)
+        (tmp_path / "B" / style / "prompt.json").write_text(json.dumps(prompts))
+    assert style_prompts(tmp_path / "B") == ["Cat", "Red tree", "Mr. Bean"]  # distinct, style by style
+    assert read_words(tmp_path / "B") == ["cat", "red tree", "mr. bean"]  # as the scorer reads its lines
+    made = subprocess.run([sys.executable, "-m", "jstyleid.evaluation", "clip-r-words", str(tmp_path / "B")],
+                          capture_output=True, text=True, check=True).stdout
+    (tmp_path / "words.txt").write_text(made)
+    assert read_words(tmp_path / "words.txt") == read_words(tmp_path / "B")
+    with pytest.raises(InputError, match="no style folders XX/prompt.json"):
+        style_prompts(tmp_path)
+    challenge = yaml.safe_load((Path(__file__).parents[1] / "config" / "challenge.yaml").read_text())
+    assert challenge["evaluation"] == dict(clip_iqa_scaling="challenge", clip_r_words="styles")
+    assert numbers_line(challenge["evaluation"], str(tmp_path / "B")).startswith("The challenge's numbers")
+    assert numbers_line({}, "").startswith("Corrected numbers, not the challenge's for clip_iqa, clip_r, final")
+
+
+def test_report_says_whose_numbers_the_scores_are(tmp_path):
+    from jstyleid.cli import main
+    from jstyleid.evaluation.report import section
+
+    (tmp_path / "sub/03").mkdir(parents=True)
+    (tmp_path / "B/03/images").mkdir(parents=True)
+    write_bgr(tmp_path / "sub/03/Cat.png", [RED, RED, BLUE, BLACK])
+    write_bgr(tmp_path / "B/03/images/a.png", [WHITE, RED, RED, BLACK])
+    for flags, line in (([], "Corrected numbers, not the challenge&#x27;s for clip_iqa, clip_r, final"),
+                        (["--clip-iqa-scaling", "challenge", "--clip-r-words", str(tmp_path / "B")],
+                         "The challenge&#x27;s numbers: every part as its scorer")):
+        out = tmp_path / "s.json"
+        assert main(["evaluate", "--upload", str(tmp_path / "sub"), "--gt", str(tmp_path / "B"), "--out", str(out),
+                     "--parts", "hist", *flags]) == 0
+        html = section(dict(scores=str(out), select={}), tmp_path)
+        assert line in html and "<table>" in html

@@ -20,8 +20,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ["Snakefile", "rules", "schemas", "config.yaml", "profiles", "report"]
 STYLES = ["01", "02"]
-# Small step counts: these tests are about what reruns, not about the pictures.
-FAST = dict(lora_steps=2, gen_steps=2, inversion_steps=3)
+# Small step counts: these tests are about what reruns, not about the pictures. Without the demo's
+# evaluation (tests/test_eval_workflow.py has it).
+FAST = dict(lora_steps=2, gen_steps=2, inversion_steps=3, evaluate=False)
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -28,6 +28,18 @@ DEFAULT_WEIGHTS = dict(dino="facebook/dinov2-base", clip="openai/clip-vit-large-
                        torch_hub="", clip_iqa_scaling="correct")
 
 
+def numbers_line(options: dict, clip_r_words: str) -> str:
+    """One line for scores.json and the report: the challenge scorer's numbers, or which are not."""
+    changed = {}
+    if {**DEFAULT_WEIGHTS, **options}["clip_iqa_scaling"] != "challenge":
+        changed["clip_iqa"] = "CLIP-IQA sees pixels in its network's range (the scorer's: clip_iqa_scaling challenge)"
+    if not clip_r_words:
+        changed["clip_r"] = "CLIP-R picks among this run's prompts only (the scorer's: a clip_r_words list)"
+    if not changed:
+        return "The challenge's numbers: every part as its scorer (jdiff_checker) computes it."
+    return f"Corrected numbers, not the challenge's for {', '.join([*changed, FINAL])}: {'; '.join(changed.values())}."
+
+
 def build(part: str, options: dict):
     """The metric object of one part; raises Unavailable when its weights are not here."""
     options = {**DEFAULT_WEIGHTS, **options}

@@ -12,7 +12,12 @@ bright (then CLIP-normalised). Two scalings, chosen by `scaling`:
   are fed in [0, 1]; for a transformers CLIP model (any folder or cached hub id given instead of
   "clip_iqa") they are fed in 0..255, because its CLIPProcessor rescales by 1/255 itself.
 - "challenge": 0..255 floats with data_range=1.0 whatever the model, the scorer's numbers (for a
-  transformers CLIP model the two scalings coincide).
+  transformers CLIP model the two scalings coincide). Grey and palette files are fed as the scorer's
+  ToTensor reads them (with "clip_iqa", the scorer's model), one channel that the CLIP
+  normalisation broadcasts to three: for palette files that channel holds the palette indices,
+  not colours. ("correct" converts them to RGB.)
+
+Every other file is converted to RGB (alpha dropped); the scorer fails on RGBA (4 channels).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ NAME = "clip_iqa"
 PIQ_MODEL = "clip_iqa"
 PIQ_TOKENIZER = "openai/clip-vit-base-patch16"  # what torchmetrics loads the tokenizer from
 SCALINGS = ("correct", "challenge")
+ONE_CHANNEL = ("L", "P")  # modes the scorer feeds as one channel (for "P": the palette indices)
 
 
 def pixel_scale(spec: str, scaling: str) -> float:
@@ -40,6 +46,7 @@ class ClipIqa:
         if scaling not in SCALINGS:
             raise ValueError(f"CLIP-IQA scaling must be one of {SCALINGS}, not {scaling!r}")
         self.spec, self.scale = spec, pixel_scale(spec, scaling)
+        self.one_channel = scaling == "challenge" and spec == PIQ_MODEL  # the scorer's reading of L and P
         if spec == PIQ_MODEL:
             weights = piq_clip_checkpoint()
             hugging_face(PIQ_TOKENIZER)
@@ -55,7 +62,7 @@ class ClipIqa:
         model = CLIPModel.from_pretrained(self.folder, local_files_only=True)
         for name in ("get_text_features", "get_image_features"):
             setattr(model, name, _projected_tensor(getattr(model, name)))
-        return model, CLIPProcessor.from_pretrained(self.folder, local_files_only=True)
+        return model, CLIPProcessor.from_pretrained(self.folder, local_files_only=True, backend="pil")
 
     def load(self, device: str):
         self.device = device
@@ -72,8 +79,10 @@ class ClipIqa:
 
         self.metric.reset()
         for path in generated:  # one at a time: images of a style may differ in size
-            image = F.to_tensor(Image.open(path).convert("RGB")) * self.scale
-            self.metric.update(image[None].to(self.device))
+            image = Image.open(path)
+            if not (self.one_channel and image.mode in ONE_CHANNEL):
+                image = image.convert("RGB")
+            self.metric.update((F.to_tensor(image) * self.scale)[None].to(self.device))
         probs = torch.atleast_1d(self.metric.compute()).double()
         return {"value": probs.mean().item(), "per_image": probs.tolist()}
 

@@ -11,7 +11,12 @@ correct / total over all images of all styles (pooled, not a mean of per-style r
 Here the candidates are the own-prompts of every image of every style in the run plus, optionally,
 the lines of a word-list file (`words`), deduplicated; with the challenge's clip_r_prompts.txt as
 the word list and every prompt in it (as in the challenge), that is the scorer's candidate set.
+The challenge's clip_r_prompts.txt lists the prompts of its styles, one a line; `words` may be such
+a file or a styles folder (XX/prompt.json), whose prompts are then the list (style_prompts), and
+`python -m jstyleid.evaluation clip-r-words STYLES_DIR... > clip_r_prompts.txt` writes that file.
 The candidate order does not change the top 5 (except for exact ties); they are sorted here.
+Images are preprocessed by the PIL processor (`backend="pil"`) after conversion to RGB, as the
+scorer's transformers 4.47 did (see dino.py).
 """
 
 from __future__ import annotations
@@ -30,7 +35,22 @@ def own_prompt(path) -> str:
     return Path(path).name.split(".")[0].lower()
 
 
+def style_prompts(styles_dir) -> list[str]:
+    """The distinct prompts of the styles XX/prompt.json in `styles_dir`, style by style."""
+    from ..storage.inputs import read_prompts
+
+    folders = sorted(p for p in Path(styles_dir).iterdir() if (p / "prompt.json").is_file()) \
+        if Path(styles_dir).is_dir() else []
+    if not folders:
+        raise InputError(styles_dir, "no style folders XX/prompt.json to take CLIP-R words from")
+    return list(dict.fromkeys(prompt for folder in folders for prompt in read_prompts(folder / "prompt.json").values()))
+
+
 def read_words(path) -> list[str]:
+    """The candidates a word list adds, stripped and lower-cased as the scorer reads its file; for a
+    styles folder, its prompts."""
+    if Path(path).is_dir():
+        return [prompt.strip().lower() for prompt in style_prompts(path)]
     try:
         return [line.strip().lower() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     except OSError as err:
@@ -54,7 +74,7 @@ class ClipR:
         self.device = device
         from transformers import CLIPModel, CLIPProcessor
 
-        self.processor = CLIPProcessor.from_pretrained(self.folder, local_files_only=True)
+        self.processor = CLIPProcessor.from_pretrained(self.folder, local_files_only=True, backend="pil")
         self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
 
     def style(self, generated: Sequence, references=None, **_) -> dict:
@@ -76,3 +96,4 @@ class ClipR:
 
     def overall(self, styles: Sequence[dict]) -> float:
         return sum(s["correct"] for s in styles) / sum(s["total"] for s in styles)
+

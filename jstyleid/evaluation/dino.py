@@ -5,6 +5,11 @@ image opened with PIL, takes `pooler_output` (the layer-normed CLS token) and th
 of every generated x reference pair of a style; the mean over references, then over the generated
 images gives the style's value, and the mean over styles the overall one. Here each image's feature
 is computed once (in batches) rather than once per pair: the same numbers up to float rounding.
+
+The scorer's transformers 4.47 preprocessed with PIL (convert to RGB, bicubic resize, crop,
+rescale, normalise in NumPy); transformers 5's default torchvision processors resize differently,
+so the PIL processor is asked for (`backend="pil"`): the same pixel values as 4.47's to the bit.
+Images are converted to RGB first as 4.47 did (alpha dropped; transformers 5 composites on white).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class Dino:
         self.device = device
         from transformers import AutoImageProcessor, AutoModel
 
-        self.processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True)
+        self.processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True, backend="pil")
         self.model = AutoModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
 
     def features(self, paths):

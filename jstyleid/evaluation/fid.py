@@ -7,8 +7,14 @@ by `ToTensor()` then `(x * 255).byte()` (float32 v / 255 * 255, truncated), done
 it gives every uint8 v back unchanged, so the truncation never bites. Per style (not part of the
 scorer; used for per-style tables and selection) FID is computed on that style's images alone; the
 overall value pools the per-style feature sums exactly as one metric over all images would.
-torchmetrics 1.9 takes the matrix square root through eigenvalues where the scorer's 1.2 used
-scipy's sqrtm: the same value up to float rounding.
+
+Resizing to 299 x 299: the scorer's torchmetrics 1.2 always resized with torch-fidelity's
+TensorFlow-1-style bilinear (`interpolate_bilinear_2d_like_tensorflow1x`, no antialiasing);
+torchmetrics 1.9 antialiases by default, which moved FID by ~2 %, so the metric is built with
+`antialias=False`. The rest is the same arithmetic in both versions: float64 feature sums and
+covariances, and the trace of the matrix square root through `torch.linalg.eigvals(sigma1 @ sigma2)`.
+The scorer stacks a whole set, so it needs images of one size with 3 channels (RGB); grey,
+palette and RGBA files make it fail, and here they are converted to RGB (alpha dropped).
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ class Fid:
         self.device = device
         from torchmetrics.image.fid import FrechetInceptionDistance
 
-        self.metric = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=self.weights).to(self.device)
+        self.metric = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=self.weights,
+                                                antialias=False).to(self.device)
 
     def _add(self, paths, real):
         import torch

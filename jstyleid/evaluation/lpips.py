@@ -4,6 +4,11 @@ The scorer resizes every image with PIL to 256 x 256 (torchvision Resize((256, 2
 antialiasing), scales it to [-1, 1] (ToTensor, then 2x - 1), keeps the first three channels, stacks
 every generated x reference pair of a style and calls torchmetrics' LPIPS with net_type="squeeze"
 (mean over the pairs). The style's value is that mean; overall, the mean over styles.
+The resize is Pillow's in the file's own mode: an RGBA picture is resized with premultiplied
+alpha (Pillow's rule), which changes its colours against resizing its RGB conversion, then its
+alpha is dropped by `[:3]`. Grey and palette files give the scorer one channel and make it fail;
+here they are converted to RGB first. Pillow 13 resizes RGB(A) to the bit as the scorer's Pillow 11
+did (tests/test_evaluation.py recomputes Pillow 11's fixed-point bilinear in NumPy to keep it so).
 Weights: torchvision's SqueezeNet 1.1 (ImageNet) from torch.hub's checkpoint folder, plus the LPIPS
 linear layers shipped inside torchmetrics.
 """
@@ -23,8 +28,10 @@ def lpips_input(path):
     from PIL import Image
     from torchvision.transforms import functional as F
 
-    image = Image.open(path).convert("RGB")  # = the scorer's [:3] for RGB(A); it fails on grey images
-    return F.to_tensor(F.resize(image, [256, 256])) * 2 - 1
+    image = Image.open(path)
+    if image.mode != "RGBA":  # RGBA is resized as it is, like the scorer's (premultiplied alpha)
+        image = image.convert("RGB")
+    return (F.to_tensor(F.resize(image, [256, 256])) * 2 - 1)[:3]
 
 
 class Lpips:

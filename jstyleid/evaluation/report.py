@@ -24,8 +24,8 @@ def section(evaluation: dict, out_dir: Path) -> str:
     plot_overall(scores, out_dir / "scores.png")
     parts = "".join(f"<li>{_e(p)}: {_e(s.get('weights') or 'unavailable: ' + s['reason'])}</li>"
                     for p, s in scores["metrics"].items())
-    body = [f"<h2>Scores</h2>\n<p>As the challenge's scorer computes them (lower is better for lpips and fid; "
-            f"final only when all six parts are present).</p><ul>{parts}</ul>",
+    body = [f"<h2>Scores</h2>\n<p>{_e(scores.get('numbers', ''))} Lower is better for lpips and fid; "
+            f"final only when all six parts are present.</p><ul>{parts}</ul>",
             "<h3>All styles</h3>", _table(scores["overall"]),
             '<p><img class="loss" src="scores.png" alt="scores per setting"></p>']
     for style, rows in scores["styles"].items():

@@ -47,13 +47,15 @@ def add_arguments(parser):
                         help="correct pixel range, or the challenge scorer's 0-255 floats")
     parser.add_argument("--torch-hub", default=DEFAULT_WEIGHTS["torch_hub"],
                         help="torch hub folder holding checkpoints/ (SqueezeNet, Inception); default torch's own")
-    parser.add_argument("--clip-r-words", default="", help="extra CLIP-R candidate texts, one a line")
+    parser.add_argument("--clip-r-words", default="",
+                        help="extra CLIP-R candidate texts: a file, one a line (the challenge's clip_r_prompts.txt), "
+                             "or a styles folder XX/prompt.json (its prompts)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
 
 def run(args):
     from ..engines.devices import resolve_device
-    from ..evaluation import available_metrics, score_styles
+    from ..evaluation import available_metrics, numbers_line, score_styles
     from ..storage.fileio import write_json
 
     styles = _styles_from_manifest(args.manifest) if args.manifest else _styles_from_upload(args.upload, args.gt)
@@ -64,7 +66,8 @@ def run(args):
         log.info("%s: %s", part, state.get("weights") or f"unavailable ({state['reason']})")
     device = resolve_device(args.device) if set(metrics) - {"hist"} else "cpu"
     per_style, overall = score_styles(styles, metrics, device, args.clip_r_words)
-    write_json(args.out, dict(versions=_versions(), device=device, metrics=status,
+    write_json(args.out, dict(numbers=numbers_line(options, args.clip_r_words), versions=_versions(), device=device,
+                              metrics=status,
                               options={**options, "clip_r_words": args.clip_r_words},
                               settings=list(overall), styles=per_style, overall=overall))
 
