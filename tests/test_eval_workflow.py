@@ -52,8 +52,8 @@ def test_submission_takes_the_selected_setting(tmp_path):
     scores = tmp_path / "scores.json"
     scores.write_text(json.dumps(synthetic_scores(folders)))
     out = tmp_path / "sub"
-    assert main(["submission", "--prompts", str(tmp_path / "data/05/prompt.json"), "--images", str(folders["styleid"]),
-                 "--out", str(out), "--scores", str(scores), "--select", "hist"]) == 0
+    assert main(["submission", "--prompts", str(tmp_path / "data/05/prompt.json"), "--image-dirs",
+                 str(folders["styleid"]), "--out-dir", str(out), "--scores", str(scores), "--select", "hist"]) == 0
     assert (out / "05/Ring.png").read_bytes() == (folders["g0.25_t1.5"] / "Ring.png").read_bytes()
     mapping = json.loads((out / "mapping.json").read_text())
     assert mapping["selection"]["05"]["setting"] == "g0.25_t1.5" and mapping["05"][0]["file"] == "05/Ring.png"
@@ -106,7 +106,7 @@ def test_submission_refuses_a_selection_it_cannot_make(tmp_path, capsys):
     scores = tmp_path / "scores.json"
     scores.write_text(json.dumps(synthetic_scores({label: tmp_path for label in
                                                    ("content", "styleid", "g0.25_t1.5", "g0.5_t1.5", "g0.75_t2")})))
-    base = ["submission", "--prompts", str(prompts), "--images", str(tmp_path), "--out", str(tmp_path / "sub")]
+    base = ["submission", "--prompts", str(prompts), "--image-dirs", str(tmp_path), "--out-dir", str(tmp_path / "sub")]
     assert main(base + ["--select", "hist"]) == 2
     assert "--select: needs --scores" in capsys.readouterr().err
     assert main(base + ["--scores", str(scores), "--select", "clip_r"]) == 2
