@@ -2,7 +2,7 @@
 """Per-stage speed of jstyleid on one device, beside a reimplementation of the seed's procedure.
 
     GPU:        python bench/bench.py --preset sd21 --resolution 512 768 --out bench/results-DATE.json
-    CPU smoke:  python bench/bench.py --preset tiny --resolution 64 --steps 3 --smoke
+    CPU smoke:  python bench/bench.py --preset tiny --resolution 64 --ddim-steps 3 --smoke
     levers:     ... --dtype bfloat16 | --compile [MODE] | --channels-last | --no-upcast | --batch-size N
     compare:    python bench/bench.py --compare a.json b.json
 
@@ -412,7 +412,7 @@ def bench_styleid(args, model, res, work):
         rows[f"invert_{role}"] = figure(seconds / len(images), "s/image", peak, seed_invert,
                                         f"{len(images)} per call, features to HDF5; seed: one image, CFG batch 2")
     seconds, peak = measure(lambda: invert(contents, "content-lat", "content"), args)
-    rows["invert_content_latents_only"] = figure(seconds / n, "s/image", peak, seed_invert, "invert --no-features")
+    rows["invert_content_latents_only"] = figure(seconds / n, "s/image", peak, seed_invert, "invert --features recompute")
     invert(styles, "style-lat", "style")
     for r in args.refs:
         seeded = r == 1  # the seed used one style reference: its rows compare with r1 only

@@ -63,7 +63,7 @@ def test_submission_takes_the_selected_setting(tmp_path):
 def test_evaluation_is_off_by_default(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     assert not any(rule == "evaluate" for rule, _ in pending(workdir))
-    edit_config(workdir, evaluate=True)
+    edit_config(workdir, evaluation={"enabled": True})
     assert ("evaluate", "*") in pending(workdir)
 
 
@@ -91,9 +91,9 @@ def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
     assert scores["metrics"]["hist"]["status"] == "ok" and scores["overall"]["styleid"]["final"] is None
     html = (workflow / "results/report/index.html").read_text()
     assert "<h2>Scores</h2>" in html and "(submitted)" in html and (workflow / "results/report/scores.png").is_file()
-    edit_config(workflow, styles={"02": {"select": None}})  # one style back to the default output
+    edit_config(workflow, styles={"02": {"select": "none"}})  # one style back to the default output
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
-    edit_config(workflow, select=None, styles={})
+    edit_config(workflow, select="none", styles={})
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
 
 
