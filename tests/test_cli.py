@@ -136,7 +136,15 @@ def test_a_count_below_one_is_refused_in_one_line_at_parse_time(stage, option, v
     # No model exists: only a parse-time check can answer before a load would fail.
     assert main(argv(stage, option, [value])) == 2
     [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"jstyleid {stage}: error: argument {option}: {value} is below 1")
+    assert line.startswith(f"jstyleid {stage}: error: argument {option}: {value} is below ")
+
+
+@pytest.mark.parametrize("value, problem", [("1", "1 is below 2"), ("1000", "1000 is above 999"), ("x", "'x' is not")])
+@pytest.mark.parametrize("stage", sorted({stage for stage, option in COUNTED if option == "--ddim-steps"}))
+def test_ddim_steps_outside_the_schedules_range_are_refused_at_parse_time(stage, value, problem, capsys):
+    assert main(argv(stage, "--ddim-steps", [value])) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"argument --ddim-steps: {problem}" in line
 
 
 def test_the_installed_command_refuses_batch_size_0_in_one_line():

@@ -14,19 +14,28 @@ import sys
 DEFAULT_DDIM_STEPS = 50
 
 
-def _int_at_least(text: str, least: int) -> int:
+def _int_at_least(text: str, least: int, most: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < least:
         raise argparse.ArgumentTypeError(f"{value} is below {least}")
+    if most is not None and value > most:
+        raise argparse.ArgumentTypeError(f"{value} is above {most}")
     return value
 
 
 def positive_int(text: str) -> int:
     """argparse type of counts (batch sizes, step counts): refused at parse time, before any model loads."""
     return _int_at_least(text, 1)
+
+
+def ddim_steps(text: str) -> int:
+    """argparse type of a DDIM step count: the range core.schedule.timesteps accepts."""
+    from ..core.schedule import MAX_STEPS, MIN_STEPS
+
+    return _int_at_least(text, MIN_STEPS, MAX_STEPS)
 
 
 def non_negative_int(text: str) -> int:
@@ -71,7 +80,7 @@ def add_batch_size_argument(parser, default: int = 4):
 
 def add_ddim_steps_argument(parser):
     """--ddim-steps (old: --steps) of the stages that sample or invert."""
-    add_renamed_argument(parser, "--ddim-steps", "--steps", type=positive_int, default=DEFAULT_DDIM_STEPS,
+    add_renamed_argument(parser, "--ddim-steps", "--steps", type=ddim_steps, default=DEFAULT_DDIM_STEPS,
                          help=f"DDIM steps N (2..999; default {DEFAULT_DDIM_STEPS})")
 
 

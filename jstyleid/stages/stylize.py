@@ -34,14 +34,12 @@ def add_arguments(parser):
 def run(args):
     from ..engines import load_engine
     from ..storage.inputs import image_files, load_rgb
-    from ..core.schedule import timesteps
 
     contents = image_files(args.content_images, "--content-images")
     styles = image_files(args.style_images, "--style-images")
     for option, folder in (("--out-dir", args.out_dir), ("--latent-out-dir", args.latent_out_dir)):
         if folder and Path(folder).exists() and not Path(folder).is_dir():
             raise InputError(folder, f"{option}: exists and is not a folder")
-    timesteps(args.ddim_steps)  # refuses a bad --ddim-steps before the model loads
     for path in contents + styles:
         load_rgb(path)  # every image decodes, before any work
     engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)

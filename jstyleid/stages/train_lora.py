@@ -10,7 +10,7 @@ from ..training.checkpoint import TrainingInterrupted
 from ..training.lora import (DEFAULT_TARGETS, LR_SCHEDULERS, PriorPreservation, TextEncoderLora,
                              train_lora)
 
-from .options import add_batch_size_argument, add_renamed_argument, non_negative_int, positive_int
+from .options import add_batch_size_argument, add_renamed_argument, ddim_steps, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def add_arguments(parser):
                             help="every N steps (and before the first) generate --validation-prompt with the "
                                  "current LoRA into out-dir/validation/ (0: off)")
     validation.add_argument("--validation-prompt", nargs="+", default=[], help="prompts, each with a fixed seed")
-    add_renamed_argument(validation, "--validation-ddim-steps", "--validation-steps", type=positive_int, default=10,
+    add_renamed_argument(validation, "--validation-ddim-steps", "--validation-steps", type=ddim_steps, default=10,
                          help="DDIM steps of a validation image")
     validation.add_argument("--validation-guidance", type=float, default=7.5)
 
