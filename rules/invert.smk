@@ -26,7 +26,8 @@ rule invert_style:
     shell:
         "jstyleid invert --model {params.model:q} --role {params.role} --images {params.images:q}"
         " --out {params.outs:q} --ddim-steps {params.steps} --resolution {params.resolution}"
-        " --batch-size {params.batch_size}{STORE} --features {params.features} {params.layers} {params.engine} 2> {log:q}"
+        " --batch-size {params.batch_size}{STORE} --features {params.features} {params.layers} {params.engine}"
+        " 2> {log:q}"
 
 
 use rule invert_style as invert_content with:

@@ -116,8 +116,8 @@ def test_bad_inputs_give_one_line(tiny_model, tmp_path, capsys, case, problem):
         "missing lora": ["--prompt", "a", "--out", str(tmp_path / "a.png"), "--lora", str(tmp_path / "none")],
         "bad lora": ["--prompt", "a", "--out", str(tmp_path / "a.png"), "--lora", str(tmp_path / "bad.safetensors")],
     }[case]
-    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--ddim-steps", "2", "--resolution", str(RES),
-                 *args])
+    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--ddim-steps", "2",
+                 "--resolution", str(RES), *args])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines[-1].startswith("jstyleid generate: error: ") and problem in lines[-1]

@@ -178,8 +178,8 @@ def test_cli_invert_and_inject_with_torch_caches(caches, tiny_model, images, tmp
     outs = {name: (tmp_path / f"{name}.png", tmp_path / f"{name}.npy") for name in ENGINES}
     for name, (png, npy) in outs.items():
         code = main(["inject", "--engine", name, "--model", str(tiny_model), "--device", "cpu",
-                     "--content-caches", str(torch_caches["content"][0]), "--style-caches", *map(str, torch_caches["style"]),
-                     "--out", str(png), "--latent-out", str(npy)])
+                     "--content-caches", str(torch_caches["content"][0]),
+                     "--style-caches", *map(str, torch_caches["style"]), "--out", str(png), "--latent-out", str(npy)])
         assert code == 0
     assert _max_diff(np.load(outs["jittor"][1]), np.load(outs["torch"][1])) < STAGE_TOL
 

@@ -97,7 +97,7 @@ def test_stylize_refuses_bad_input_in_one_line_before_loading_the_model(images, 
         (tmp_path / "out").write_text("")
         where = tmp_path / "out"
     # A model that does not exist: the refusal must come before any attempt to load one.
-    code = main(["stylize", "--model", str(tmp_path / "no-model"), "--content-images", *content, "--style-images", *style,
-                 "--out-dir", out, "--ddim-steps", str(STEPS), "--resolution", str(RES)])
+    code = main(["stylize", "--model", str(tmp_path / "no-model"), "--content-images", *content,
+                 "--style-images", *style, "--out-dir", out, "--ddim-steps", str(STEPS), "--resolution", str(RES)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and str(where) in err[0], err
