@@ -2,7 +2,7 @@
 """Per-stage speed of jstyleid on one device, beside a reimplementation of the seed's procedure.
 
     GPU:        python bench/bench.py --preset sd21 --resolution 512 768 --out bench/results-DATE.json
-    CPU smoke:  python bench/bench.py --preset tiny --resolution 64 --steps 3 --smoke
+    CPU smoke:  python bench/bench.py --preset tiny --resolution 64 --ddim-steps 3 --smoke
     levers:     ... --dtype bfloat16 | --compile [MODE] | --channels-last | --no-upcast | --batch-size N
     compare:    python bench/bench.py --compare a.json b.json
 
@@ -41,13 +41,16 @@ STAGES = ("startup", "lora", "generate", "styleid", "floor", "e2e")
 
 
 def parse_args(argv=None):
+    from jstyleid.stages.options import DEFAULT_DDIM_STEPS, add_renamed_argument, positive_int
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="sd21", help="make-model preset (built once under --work)")
     p.add_argument("--model", help="a diffusers model folder instead of a preset")
     p.add_argument("--resolution", type=int, nargs="+", default=[512])
-    p.add_argument("--steps", type=int, default=50, help="inversion / injection DDIM steps")
+    add_renamed_argument(p, "--ddim-steps", "--steps", type=positive_int, default=DEFAULT_DDIM_STEPS,
+                         help="inversion / injection DDIM steps")
     p.add_argument("--gen-steps", type=int, default=25)
-    p.add_argument("--batch-size", type=int, default=8, help="contents per call (generation: prompts)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="contents per call (generation: prompts)")
     p.add_argument("--refs", type=int, nargs="+", default=[1, 3], help="style references per style")
     p.add_argument("--lora-batch", type=int, default=1)
     p.add_argument("--lora-steps", type=int, default=20, help="timed LoRA steps")
@@ -372,7 +375,7 @@ def bench_generate(args, model, res, work):
                         batch_size=n)
 
     seconds, peak = measure(lambda: run(args.batch_size), args)
-    with SeedProcedure(engine, args.steps):  # its processors, no injection: classic attention, batch 1
+    with SeedProcedure(engine, args.ddim_steps):  # its processors, no injection: classic attention, batch 1
         seed, _ = measure(lambda: run(1), args)
     return {"generate": figure(seconds / args.batch_size, "s/image", peak, seed,
                                f"{args.gen_steps} steps, CFG {GUIDANCE}, batch {args.batch_size}, LoRA loaded, "
@@ -393,10 +396,10 @@ def bench_styleid(args, model, res, work):
     outs = [work / f"styleid{i}.png" for i in range(n)]
 
     def invert(images, key, role):
-        invert_images(engine, images, h5[key][:len(images)], role=role, steps=args.steps, resolution=res,
+        invert_images(engine, images, h5[key][:len(images)], role=role, steps=args.ddim_steps, resolution=res,
                       features=not key.endswith("-lat"), batch_size=n)
 
-    with SeedProcedure(engine, args.steps) as seed:
+    with SeedProcedure(engine, args.ddim_steps) as seed:
         content_px, style_px = preprocess(contents[0], res), preprocess(styles[0], res)
         seed_invert, _ = measure(lambda: seed.invert(content_px), args)
         inverted = seed.invert(content_px), seed.invert(style_px)
@@ -409,7 +412,7 @@ def bench_styleid(args, model, res, work):
         rows[f"invert_{role}"] = figure(seconds / len(images), "s/image", peak, seed_invert,
                                         f"{len(images)} per call, features to HDF5; seed: one image, CFG batch 2")
     seconds, peak = measure(lambda: invert(contents, "content-lat", "content"), args)
-    rows["invert_content_latents_only"] = figure(seconds / n, "s/image", peak, seed_invert, "invert --no-features")
+    rows["invert_content_latents_only"] = figure(seconds / n, "s/image", peak, seed_invert, "invert --features recompute")
     invert(styles, "style-lat", "style")
     for r in args.refs:
         seeded = r == 1  # the seed used one style reference: its rows compare with r1 only
@@ -452,10 +455,10 @@ def bench_floor(args, model, res, _work=None):
             swapped_processors(engine.vae, lambda _: AttnProcessor()):
         unet = count(lambda: engine.unet(latent, 1, cond))
         vae = count(lambda: engine.encode(torch.zeros(1, 3, res, res).numpy())) + count(lambda: engine.decode(latent))
-    total = 2 * args.steps * unet + vae
+    total = 2 * args.ddim_steps * unet + vae
     return {"unet_call": figure(unet / 1e9, "GFLOP"), "vae_encode_decode": figure(vae / 1e12, "TFLOP"),
             "compute_floor": figure(total / (args.peak_tflops * 1e12), "s/image",
-                                    note=f"(2 x {args.steps} U-Net calls + VAE) / {args.peak_tflops:g} TFLOP/s")}
+                                    note=f"(2 x {args.ddim_steps} U-Net calls + VAE) / {args.peak_tflops:g} TFLOP/s")}
 
 
 def bench_e2e(args, model, res, work, overhead, lora_step_s=None):
@@ -476,7 +479,7 @@ def bench_e2e(args, model, res, work, overhead, lora_step_s=None):
         refs = synthetic_images(d / "refs", "ref", R, res, seed=10 + s)
         contents, outs = [d / f"content{i}.png" for i in range(P)], [d / f"out{i}.png" for i in range(P)]
         content_h5, style_h5 = [d / f"c{i}.h5" for i in range(P)], [d / f"s{i}.h5" for i in range(R)]
-        options = dict(steps=args.steps, resolution=res, features=stored, batch_size=args.batch_size)
+        options = dict(steps=args.ddim_steps, resolution=res, features=stored, batch_size=args.batch_size)
         engine = load(args, model)  # each engine stands for one job; loading is in the job overhead
         t["train_lora"] += timed(lambda: train_lora(engine, refs, d, prompt=f"style_{s}", steps=L, resolution=res,
                                                   batch_size=args.lora_batch),

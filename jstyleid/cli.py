@@ -16,6 +16,12 @@ from . import __version__
 from .errors import DiskFull, InputError
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (exit status 2), as every other refusal is."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def stage_modules():
     """Every module of jstyleid/stages/ that defines COMMAND, in file-name order."""
@@ -26,7 +32,7 @@ def stage_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jstyleid", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="jstyleid", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"jstyleid {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
     for module in stage_modules():
@@ -37,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # a usage error (2) or --help/--version (0): an exit status like any other
+        return done.code
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         args.run(args)

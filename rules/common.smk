@@ -17,8 +17,13 @@ from jstyleid.storage.diskspace import check_room, planned_cache_bytes
 from jstyleid.errors import InputError
 from jstyleid.storage.inputs import IMAGE_SUFFIXES, read_prompts, safe_filename, style_images
 from jstyleid.core.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
+from jstyleid.config_keys import refuse_old_keys
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+try:
+    refuse_old_keys(config)
+except InputError as err:
+    raise WorkflowError(str(err))
 validate(config, SCHEMA)
 
 STYLES_DIR = Path(config["styles_dir"])
@@ -53,7 +58,6 @@ wildcard_constraints:
 
 
 ENGINE = f"--engine {config['engine']} --device {config['device']} --dtype {config['dtype']}"
-NO_FEATURES = "--no-features" if config["features"] == "recompute" else ""
 # The per-image store (jstyleid/storage/store.py); in the shell text, not params: moving it invalidates nothing.
 STORE = f" --store {shlex.quote(config['store'])}" if config["store"] else ""
 
@@ -338,7 +342,7 @@ def train_lora_levers(style):
             setting(style, "validation_every"),
             "--validation-prompt",
             *prompts,
-            "--validation-steps",
+            "--validation-ddim-steps",
             setting(style, "gen_steps"),
             "--validation-guidance",
             setting(style, "guidance"),
@@ -354,7 +358,12 @@ wildcard_constraints:
 
 
 def evaluating():
-    return config["evaluate"] or any(setting(style, "select") for style in STYLES)
+    return config["evaluation"]["enabled"] or any(selects(style) for style in STYLES)
+
+
+def selects(style):
+    """Whether the style submits the setting with the best score (`select` other than none)."""
+    return setting(style, "select") != "none"
 
 
 def eval_settings(style):
@@ -390,7 +399,7 @@ def eval_manifest(wildcards):
 
 def selection_inputs():
     """What the submission waits for when some style selects its setting: the scores and every sweep."""
-    if not any(setting(style, "select") for style in STYLES):
+    if not any(selects(style) for style in STYLES):
         return []
     return [rules.evaluate.output[0]] + [p["outputs"] for style in STYLES for p in sweep_settings(style)]
 
@@ -398,9 +407,9 @@ def selection_inputs():
 def selection_option(wildcards):
     """--scores/--select of the submission; empty (the plain submission) when no style selects.
     A function of wildcards only, so that Snakemake's params trigger sees a change of `select`."""
-    if not any(setting(style, "select") for style in STYLES):
+    if not any(selects(style) for style in STYLES):
         return ""
-    metrics = " ".join(setting(style, "select") or "none" for style in STYLES)
+    metrics = " ".join(setting(style, "select") for style in STYLES)
     return f"--scores {rules.evaluate.output[0]} --select {metrics}"
 
 
@@ -414,7 +423,9 @@ def report_evaluation():
     """The report's scores section: scores.json and each style's `select`; None without evaluation."""
     if not evaluating():
         return None
-    return dict(scores=rules.evaluate.output[0], select={style: setting(style, "select") for style in STYLES})
+    # the report shows null as "the default output"
+    chosen = {style: setting(style, "select") if selects(style) else None for style in STYLES}
+    return dict(scores=rules.evaluate.output[0], select=chosen)
 
 
 # -- the disk check before any job runs (rules/outcome.smk) --

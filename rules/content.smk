@@ -35,6 +35,6 @@ rule generate:
         candidates=lambda w: candidates_option(w.style),
     shell:
         "jstyleid generate --model {params.model:q} --lora {input.lora:q} --prompt {params.prompts:q}"
-        " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
+        " --out {params.outs:q} --template {params.template:q} --ddim-steps {params.steps}"
         " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
         " --batch-size {params.batch_size}{STORE} {params.init} {params.candidates} {params.engine} 2> {log:q}"

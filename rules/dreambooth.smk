@@ -27,7 +27,7 @@ rule class_images:
         batch_size=config["batch_size"],
     shell:
         "jstyleid class-images --model {params.model:q} --prompt {params.prompt:q} --count {params.number}"
-        " --resolution {params.resolution} --seed {params.seed} --steps {params.steps}"
+        " --resolution {params.resolution} --seed {params.seed} --ddim-steps {params.steps}"
         " --guidance {params.guidance} --batch-size {params.batch_size} --out-dir {output:q}"
         " {params.engine} 2> {log:q}"
 
@@ -65,7 +65,7 @@ rule train_lora:
         levers=lambda w: train_lora_levers(w.style),
     shell:
         "jstyleid train-lora --model {params.model:q} --style-dir {params.style_dir:q}"
-        " --out-dir {params.out_dir:q} --steps {params.steps} --rank {params.rank}"
+        " --out-dir {params.out_dir:q} --train-steps {params.steps} --rank {params.rank}"
         " --lr {params.lr} --batch-size {params.batch_size} --resolution {params.resolution}"
         " --seed {params.seed} --instance-prompt {params.instance_prompt:q} {params.levers}"
         " --checkpoint-every {resources.checkpoint_every} {params.engine} 2> {log:q}"

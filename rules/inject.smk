@@ -34,9 +34,9 @@ rule inject:
         refs_mode=lambda w: refs_mode_flag(setting(w.style, "style_refs_mode")),
         batch_size=config["batch_size"],
     shell:
-        "jstyleid inject --model {params.model:q} --content {params.contents:q} --style {params.styles:q}"
+        "jstyleid inject --model {params.model:q} --content-caches {params.contents:q} --style-caches {params.styles:q}"
         " --out {params.outs:q} --gamma {params.gamma} --temperature {params.temperature}"
-        " --steps {params.steps} --resolution {params.resolution}"
+        " --expect-ddim-steps {params.steps} --expect-resolution {params.resolution}"
         " --batch-size {params.batch_size}{STORE} {params.no_adain} {params.layers} {params.refs_mode}"
         " {params.engine} 2> {log:q}"
 

@@ -20,13 +20,14 @@ rule invert_style:
         outs=lambda w, output: files_in(output[0], [p.stem for p in style_refs(w.style)], ".h5"),
         steps=per_style("inversion_steps"),
         resolution=per_style("resolution"),
-        no_features=NO_FEATURES,
-        layers=lambda w: "" if NO_FEATURES else recorded_layers_flag(w.style),
+        features=config["features"],
+        layers=lambda w: "" if config["features"] == "recompute" else recorded_layers_flag(w.style),
         batch_size=config["batch_size"],
     shell:
-        "jstyleid invert --model {params.model:q} --role {params.role} --image {params.images:q}"
-        " --out {params.outs:q} --steps {params.steps} --resolution {params.resolution}"
-        " --batch-size {params.batch_size}{STORE} {params.no_features} {params.layers} {params.engine} 2> {log:q}"
+        "jstyleid invert --model {params.model:q} --role {params.role} --images {params.images:q}"
+        " --out {params.outs:q} --ddim-steps {params.steps} --resolution {params.resolution}"
+        " --batch-size {params.batch_size}{STORE} --features {params.features} {params.layers} {params.engine}"
+        " 2> {log:q}"
 
 
 use rule invert_style as invert_content with:

@@ -10,7 +10,7 @@ rule make_model:
     resources:
         **LIGHT_JOB,
     shell:
-        "jstyleid make-model --preset {wildcards.preset} --out {output:q} 2> {log:q}"
+        "jstyleid make-model --preset {wildcards.preset} --out-dir {output:q} 2> {log:q}"
 
 
 # The model every stage loads: a preset built above, a local diffusers folder or a hub id.

@@ -22,7 +22,7 @@ rule submission:
     params:
         selection=selection_option,
     shell:
-        "jstyleid submission --prompts {input.prompts:q} --images {input.images:q} --out {output:q}"
+        "jstyleid submission --prompts {input.prompts:q} --image-dirs {input.images:q} --out-dir {output:q}"
         " {params.selection} 2> {log:q}"
 
 

@@ -24,7 +24,7 @@ def _bench(*argv, **kw):
 @pytest.fixture(scope="module")
 def smoke(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
-    done = _bench("--model", tiny_model, "--resolution", 64, "--steps", 3, "--smoke", "--out", out,
+    done = _bench("--model", tiny_model, "--resolution", 64, "--ddim-steps", 3, "--smoke", "--out", out,
                   "--work", out.parent / "work", timeout=300)
     return json.loads(out.read_text()), done.stdout, out
 

@@ -74,8 +74,8 @@ def test_cli_refuses_truncated_and_foreign_files(tiny_model, caches, tmp_path, c
         f.attrs["format"] = "something/else"
     out = tmp_path / "out.png"
     for bad, message in ((truncated, "truncated or corrupt"), (foreign, "cache format is 'something/else'")):
-        code = main(["inject", "--model", str(tiny_model), "--device", "cpu", "--content", str(bad),
-                     "--style", str(caches["style"]), "--out", str(out)])
+        code = main(["inject", "--model", str(tiny_model), "--device", "cpu", "--content-caches", str(bad),
+                     "--style-caches", str(caches["style"]), "--out", str(out)])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2
         assert err[-1].startswith("jstyleid inject: error: ") and str(bad) in err[-1] and message in err[-1]

@@ -42,7 +42,7 @@ def test_keep_best_copies_the_highest_score_and_records_all(tmp_path):
 
 def test_cli_keeps_the_best_hist_and_candidate_0_is_the_single_image(tiny_model, images, tmp_path):
     refs = [str(images["s0"]), str(images["s1"])]
-    common = ["--model", str(tiny_model), "--device", "cpu", "--dtype", "float32", "--steps", str(STEPS),
+    common = ["--model", str(tiny_model), "--device", "cpu", "--dtype", "float32", "--ddim-steps", str(STEPS),
               "--resolution", str(RES), "--prompt", "a cat", "a bird", "--store", ""]
     outs = [tmp_path / "k" / "a cat.png", tmp_path / "k" / "a bird.png"]
     assert main(["generate", *common, "--out", *map(str, outs), "--candidates", "3", "--references", *refs]) == 0
@@ -61,13 +61,13 @@ def test_cli_keeps_the_best_hist_and_candidate_0_is_the_single_image(tiny_model,
 @pytest.mark.parametrize("extra, problem", [
     (["--candidates", "2", "--candidates-metric", "dino", "--metric-weights", "NOWHERE"], "dino cannot score here"),
     (["--candidates", "2"], "scores candidates against the style's images"),
-    (["--candidates", "0"], "give at least 1"),
+    (["--candidates", "0"], "argument --candidates: 0 is below 1"),
 ])
 def test_bad_candidate_settings_give_one_line_before_any_image(tiny_model, tmp_path, capsys, extra, problem):
     extra = [str(tmp_path / "no-weights") if a == "NOWHERE" else a for a in extra]
     if "dino" in extra:
         extra += ["--references", str(_png(tmp_path / "ref.png", 9))]
-    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--steps", str(STEPS), "--resolution",
+    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--ddim-steps", str(STEPS), "--resolution",
                  str(RES), "--prompt", "a", "--out", str(tmp_path / "out" / "a.png"), *extra])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and problem in lines[-1] and not any("Traceback" in line for line in lines)

@@ -37,7 +37,7 @@ def trained(tiny_model, style_dir, tmp_path_factory):
     """A LoRA trained through the CLI at a high learning rate (30 steps)."""
     out = tmp_path_factory.mktemp("lora")
     code = main(["train-lora", "--model", str(tiny_model), "--device", "cpu", "--style-dir", str(style_dir),
-                 "--out-dir", str(out), "--steps", "30", "--lr", "1e-2", "--resolution", str(RES)])
+                 "--out-dir", str(out), "--train-steps", "30", "--lr", "1e-2", "--resolution", str(RES)])
     assert code == 0
     return out
 
@@ -152,7 +152,7 @@ def test_bad_style_folder_gives_one_line(tiny_model, tmp_path, capsys, layout, p
     if layout == "corrupt":
         (style / "images" / "0.png").write_bytes(b"not an image")
     code = main(["train-lora", "--model", str(tiny_model), "--device", "cpu", "--style-dir", str(style),
-                 "--out-dir", str(out), "--steps", "1", "--resolution", str(RES)])
+                 "--out-dir", str(out), "--train-steps", "1", "--resolution", str(RES)])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines[-1].startswith("jstyleid train-lora: error: ") and str(style) in lines[-1] and problem in lines[-1]

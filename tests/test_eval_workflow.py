@@ -53,8 +53,8 @@ def test_submission_takes_the_selected_setting(tmp_path):
     scores = tmp_path / "scores.json"
     scores.write_text(json.dumps(synthetic_scores(folders)))
     out = tmp_path / "sub"
-    assert main(["submission", "--prompts", str(tmp_path / "data/05/prompt.json"), "--images", str(folders["styleid"]),
-                 "--out", str(out), "--scores", str(scores), "--select", "hist"]) == 0
+    assert main(["submission", "--prompts", str(tmp_path / "data/05/prompt.json"), "--image-dirs",
+                 str(folders["styleid"]), "--out-dir", str(out), "--scores", str(scores), "--select", "hist"]) == 0
     assert (out / "05/Ring.png").read_bytes() == (folders["g0.25_t1.5"] / "Ring.png").read_bytes()
     mapping = json.loads((out / "mapping.json").read_text())
     assert mapping["selection"]["05"]["setting"] == "g0.25_t1.5" and mapping["05"][0]["file"] == "05/Ring.png"
@@ -62,10 +62,10 @@ def test_submission_takes_the_selected_setting(tmp_path):
 
 
 def test_the_demo_evaluates_and_evaluate_false_turns_it_off(tmp_path):
-    assert yaml.safe_load((ROOT / "config.yaml").read_text())["evaluate"] is True  # make run shows its scores
+    assert yaml.safe_load((ROOT / "config.yaml").read_text())["evaluation"]["enabled"] is True  # make run shows its scores
     workdir = copy_workflow(tmp_path / "wf")  # the tests' FAST settings turn it off
     assert not any(rule == "evaluate" for rule, _ in pending(workdir))
-    edit_config(workdir, evaluate=True)
+    edit_config(workdir, evaluation={"enabled": True})
     assert ("evaluate", "*") in pending(workdir)
 
 
@@ -84,9 +84,9 @@ def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
     assert scores["metrics"]["hist"]["status"] == "ok" and scores["overall"]["styleid"]["final"] is None
     html = (workflow / "results/report/index.html").read_text()
     assert "<h2>Scores</h2>" in html and "(submitted)" in html and (workflow / "results/report/scores.png").is_file()
-    edit_config(workflow, styles={"02": {"select": None}})  # one style back to the default output
+    edit_config(workflow, styles={"02": {"select": "none"}})  # one style back to the default output
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
-    edit_config(workflow, select=None, styles={})
+    edit_config(workflow, select="none", styles={})
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
 
 
@@ -99,7 +99,7 @@ def test_submission_refuses_a_selection_it_cannot_make(tmp_path, capsys):
     scores = tmp_path / "scores.json"
     scores.write_text(json.dumps(synthetic_scores({label: tmp_path for label in
                                                    ("content", "styleid", "g0.25_t1.5", "g0.5_t1.5", "g0.75_t2")})))
-    base = ["submission", "--prompts", str(prompts), "--images", str(tmp_path), "--out", str(tmp_path / "sub")]
+    base = ["submission", "--prompts", str(prompts), "--image-dirs", str(tmp_path), "--out-dir", str(tmp_path / "sub")]
     assert main(base + ["--select", "hist"]) == 2
     assert "--select: needs --scores" in capsys.readouterr().err
     assert main(base + ["--scores", str(scores), "--select", "clip_r"]) == 2

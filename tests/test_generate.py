@@ -86,7 +86,7 @@ def test_initial_noise_depends_on_seed_and_prompt_only():
 def test_cli_prompt_file_and_regenerating_one(tiny_model, tmp_path):
     prompts = tmp_path / "prompt.json"
     prompts.write_text(json.dumps({"0": "Bird", "1": "Sailing ship", "2": "A/B"}))
-    common = ["--model", str(tiny_model), "--device", "cpu", "--steps", "3", "--resolution", str(RES),
+    common = ["--model", str(tiny_model), "--device", "cpu", "--ddim-steps", "3", "--resolution", str(RES),
               "--template", "{prompt} in style_01"]
     assert main(["generate", *common, "--prompts", str(prompts), "--out-dir", str(tmp_path / "all")]) == 0
     names = sorted(p.name for p in (tmp_path / "all").iterdir())
@@ -116,8 +116,8 @@ def test_bad_inputs_give_one_line(tiny_model, tmp_path, capsys, case, problem):
         "missing lora": ["--prompt", "a", "--out", str(tmp_path / "a.png"), "--lora", str(tmp_path / "none")],
         "bad lora": ["--prompt", "a", "--out", str(tmp_path / "a.png"), "--lora", str(tmp_path / "bad.safetensors")],
     }[case]
-    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--steps", "2", "--resolution", str(RES),
-                 *args])
+    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--ddim-steps", "2",
+                 "--resolution", str(RES), *args])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines[-1].startswith("jstyleid generate: error: ") and problem in lines[-1]

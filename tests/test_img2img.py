@@ -84,7 +84,7 @@ def test_mean_image_is_the_per_pixel_mean_of_the_preprocessed(images):
 def test_cli_init_mean_equals_the_library_and_init_image_counts(tiny_model, torch_engine, images, tmp_path):
     from jstyleid.pipelines.generate import generate_images
 
-    common = ["--model", str(tiny_model), "--device", "cpu", "--dtype", "float32", "--steps", str(STEPS),
+    common = ["--model", str(tiny_model), "--device", "cpu", "--dtype", "float32", "--ddim-steps", str(STEPS),
               "--resolution", str(RES), "--prompt", "a cat", "a bird", "--strength", "0.6"]
     outs = [str(tmp_path / "cat.png"), str(tmp_path / "bird.png")]
     refs = [str(images["s0"]), str(images["s1"])]
@@ -107,7 +107,7 @@ def test_cli_init_mean_equals_the_library_and_init_image_counts(tiny_model, torc
 ])
 def test_bad_img2img_inputs_give_one_line(tiny_model, images, tmp_path, capsys, extra, problem):
     extra = [str(images["c0"]) if a == "IMG" else str(tmp_path / "none.png") if a == "MISSING" else a for a in extra]
-    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--steps", str(STEPS), "--resolution",
+    code = main(["generate", "--model", str(tiny_model), "--device", "cpu", "--ddim-steps", str(STEPS), "--resolution",
                  str(RES), "--prompt", "a", "b", "--out", str(tmp_path / "a.png"), str(tmp_path / "b.png"), *extra])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and problem in lines[-1] and not any("Traceback" in line for line in lines)

@@ -63,8 +63,8 @@ def test_bad_images_give_one_line(tiny_model, tmp_path, capsys, content, problem
     else:
         bad.write_bytes(content)
     out = tmp_path / "out.h5"
-    code = main(["invert", "--model", str(tiny_model), "--device", "cpu", "--image", str(bad), "--role", "content",
-                 "--out", str(out), "--steps", "2", "--resolution", "64"])
+    code = main(["invert", "--model", str(tiny_model), "--device", "cpu", "--images", str(bad), "--role", "content",
+                 "--out", str(out), "--ddim-steps", "2", "--resolution", "64"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines[-1].startswith("jstyleid invert: error: ") and str(bad) in lines[-1] and problem in lines[-1]

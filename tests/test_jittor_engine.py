@@ -168,8 +168,8 @@ def test_injected_latents_match(caches, engines, tmp_path, mode):
 def test_cli_invert_and_inject_with_torch_caches(caches, tiny_model, images, tmp_path):
     """`--engine jittor` on the command line; the jittor engine reads the torch engine's caches."""
     out = tmp_path / "c.h5"
-    code = main(["invert", "--engine", "jittor", "--model", str(tiny_model), "--device", "cpu", "--image",
-                 str(images["c0"]), "--role", "content", "--out", str(out), "--steps", str(STEPS),
+    code = main(["invert", "--engine", "jittor", "--model", str(tiny_model), "--device", "cpu", "--images",
+                 str(images["c0"]), "--role", "content", "--out", str(out), "--ddim-steps", str(STEPS),
                  "--resolution", str(RES)])
     assert code == 0
     [cache] = open_caches([out], "content")
@@ -178,8 +178,8 @@ def test_cli_invert_and_inject_with_torch_caches(caches, tiny_model, images, tmp
     outs = {name: (tmp_path / f"{name}.png", tmp_path / f"{name}.npy") for name in ENGINES}
     for name, (png, npy) in outs.items():
         code = main(["inject", "--engine", name, "--model", str(tiny_model), "--device", "cpu",
-                     "--content", str(torch_caches["content"][0]), "--style", *map(str, torch_caches["style"]),
-                     "--out", str(png), "--latent-out", str(npy)])
+                     "--content-caches", str(torch_caches["content"][0]),
+                     "--style-caches", *map(str, torch_caches["style"]), "--out", str(png), "--latent-out", str(npy)])
         assert code == 0
     assert _max_diff(np.load(outs["jittor"][1]), np.load(outs["torch"][1])) < STAGE_TOL
 

@@ -75,7 +75,7 @@ def test_rotate_through_the_cli_equals_one_reference_each(tiny_model, images, tm
     invert_images(engine, [images["s0"], images["c1"]], sc, role="style", steps=STEPS, resolution=RES)
     rotated = [tmp_path / f"rot{i}.npy" for i in range(3)]
     assert main(["inject", "--model", str(tiny_model), "--device", "cpu", "--dtype", "float32", "--layers", "sd21_7to11",
-                 "--content", *map(str, cc), "--style", *map(str, sc), "--refs-mode", "rotate",
+                 "--content-caches", *map(str, cc), "--style-caches", *map(str, sc), "--refs-mode", "rotate",
                  "--out", *(str(p.with_suffix(".png")) for p in rotated), "--latent-out", *map(str, rotated)]) == 0
 
     def alone(contents, styles, tag):

@@ -43,7 +43,7 @@ STEPS, EVERY, LR = 10, 2, 1e-2
 
 def _start(model, style, out, log):
     cmd = [sys.executable, "-m", "jstyleid.cli", "train-lora", "--model", str(model), "--device", "cpu",
-           "--style-dir", str(style), "--out-dir", str(out), "--steps", str(STEPS), "--lr", str(LR),
+           "--style-dir", str(style), "--out-dir", str(out), "--train-steps", str(STEPS), "--lr", str(LR),
            "--resolution", str(RES), "--checkpoint-every", str(EVERY)]
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     return subprocess.Popen(cmd, stderr=open(log, "w"), env=env)
@@ -240,7 +240,7 @@ def test_class_images_and_training_with_them(tiny_model, style_dir, tmp_path):
 
     def class_images(count, out):
         return main(["class-images", "--model", str(tiny_model), "--device", "cpu", "--prompt", "a painting",
-                     "--count", str(count), "--steps", "2", "--resolution", str(RES), "--out-dir", str(out)])
+                     "--count", str(count), "--ddim-steps", "2", "--resolution", str(RES), "--out-dir", str(out)])
 
     assert class_images(3, tmp_path / "a") == 0 and class_images(2, tmp_path / "b") == 0
     a, b = style_images(tmp_path / "a"), style_images(tmp_path / "b")

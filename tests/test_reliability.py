@@ -195,15 +195,15 @@ def test_full_disk_leaves_earlier_results_and_says_so_in_one_line(tiny_model, im
     model = ["--model", tiny_model, "--device", "cpu", "--resolution", 64]
     out = tmp_path / "out"
     first = [out / "Ring.png", out / "ring.h5"]
-    assert limited_cli(["generate", *model, "--prompt", "Ring", "--out", first[0], "--steps", 2], 10**9).returncode == 0
-    assert limited_cli(["invert", *model, "--role", "content", "--image", images["c0"], "--out", first[1],
-                        "--steps", 2], 10**9).returncode == 0
+    assert limited_cli(["generate", *model, "--prompt", "Ring", "--out", first[0], "--ddim-steps", 2], 10**9).returncode == 0
+    assert limited_cli(["invert", *model, "--role", "content", "--images", images["c0"], "--out", first[1],
+                        "--ddim-steps", 2], 10**9).returncode == 0
     before = {p: sha256_file(p) for p in first}
 
     runs = [limited_cli(["generate", *model, "--prompt", "Ring", "Cat", "--out", first[0], out / "Cat.png",
-                         "--steps", 3], 2000),
-            limited_cli(["invert", *model, "--role", "content", "--image", images["c0"], images["c1"],
-                         "--out", first[1], out / "c1.h5", "--steps", 3], 40000)]
+                         "--ddim-steps", 3], 2000),
+            limited_cli(["invert", *model, "--role", "content", "--images", images["c0"], images["c1"],
+                         "--out", first[1], out / "c1.h5", "--ddim-steps", 3], 40000)]
     for run in runs:
         errors = [line for line in run.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
         assert run.returncode == 1 and len(errors) == 1, run.stderr[-2000:]

@@ -55,14 +55,14 @@ def stage_job(stage, model, inputs, out: Path, store=None):
     """(command, outputs) of a 4-image job of `stage` in batches of 2."""
     if stage == "generate":
         outs = [out / f"{i}.png" for i in range(N)]
-        args = ["--prompt", *PROMPTS, "--out", *outs, "--steps", STEPS, "--resolution", RES]
+        args = ["--prompt", *PROMPTS, "--out", *outs, "--ddim-steps", STEPS, "--resolution", RES]
     elif stage == "invert":
         outs = [out / f"{i}.h5" for i in range(N)]
-        args = ["--role", "content", "--image", *inputs["images"], "--out", *outs, "--steps", STEPS,
+        args = ["--role", "content", "--images", *inputs["images"], "--out", *outs, "--ddim-steps", STEPS,
                 "--resolution", RES]
     else:
         outs = [out / f"{i}.png" for i in range(N)]
-        args = ["--content", *inputs["contents"], "--style", inputs["style"], "--out", *outs]
+        args = ["--content-caches", *inputs["contents"], "--style-caches", inputs["style"], "--out", *outs]
     return cli(stage, model, *args, "--batch-size", 2, *(["--store", store] if store else [])), outs
 
 
@@ -148,10 +148,10 @@ def test_a_stale_entry_is_refused(case, tiny_model, inputs, lora_file, engines, 
     for suffix in (wanted.suffix, ".json"):  # the stale entry, sidecar and all, at the place of the asked one
         wanted.with_suffix(suffix).unlink()
         shutil.copyfile(other.with_suffix(suffix), wanted.with_suffix(suffix))
-    job = (["generate", "--prompt", "a cat", "--out", tmp_path / "out.png", "--steps", 2, "--lora", lora_file]
+    job = (["generate", "--prompt", "a cat", "--out", tmp_path / "out.png", "--ddim-steps", 2, "--lora", lora_file]
            if stage == "generate" else
-           ["invert", "--role", "content", "--image", inputs["images"][0], "--out", tmp_path / "out.h5",
-            "--steps", STEPS])
+           ["invert", "--role", "content", "--images", inputs["images"][0], "--out", tmp_path / "out.h5",
+            "--ddim-steps", STEPS])
     capsys.readouterr()
     assert main([*map(str, job), "--model", str(tiny_model), "--device", "cpu", "--resolution", str(RES),
                  "--store", str(wanted_store)]) == 2
@@ -164,8 +164,8 @@ def test_a_stale_entry_is_refused(case, tiny_model, inputs, lora_file, engines, 
 def test_a_stored_cache_whose_file_is_not_its_sidecars_is_refused(tiny_model, inputs, tmp_path, capsys):
     """The sidecar says image 0, the file is image 1's cache: the cache's own attributes give it away."""
     store = tmp_path / "store"
-    args = lambda i: ["invert", "--model", str(tiny_model), "--device", "cpu", "--role", "content", "--image",  # noqa: E731
-                      str(inputs["images"][i]), "--out", str(tmp_path / f"{i}.h5"), "--steps", str(STEPS),
+    args = lambda i: ["invert", "--model", str(tiny_model), "--device", "cpu", "--role", "content", "--images",  # noqa: E731
+                      str(inputs["images"][i]), "--out", str(tmp_path / f"{i}.h5"), "--ddim-steps", str(STEPS),
                       "--resolution", str(RES), "--store", str(store)]
     assert main(args(0)) == 0
     [entry] = entries(store)
@@ -179,12 +179,12 @@ def test_a_stored_cache_whose_file_is_not_its_sidecars_is_refused(tiny_model, in
 
 
 @pytest.mark.parametrize("option, value, problem", [
-    ("--steps", STEPS + 1, f"cache has {STEPS} inversion steps, --steps is {STEPS + 1}"),
-    ("--resolution", 2 * RES, f"cache resolution is {RES}, --resolution is {2 * RES}"),
+    ("--expect-ddim-steps", STEPS + 1, f"cache has {STEPS} inversion steps, --expect-ddim-steps is {STEPS + 1}"),
+    ("--expect-resolution", 2 * RES, f"cache resolution is {RES}, --expect-resolution is {2 * RES}"),
 ])
 def test_inject_refuses_caches_of_other_settings(tiny_model, inputs, tmp_path, capsys, option, value, problem):
-    code = main(["inject", "--model", str(tiny_model), "--device", "cpu", "--content", str(inputs["contents"][0]),
-                 "--style", str(inputs["style"]), "--out", str(tmp_path / "out.png"), option, str(value)])
+    code = main(["inject", "--model", str(tiny_model), "--device", "cpu", "--content-caches", str(inputs["contents"][0]),
+                 "--style-caches", str(inputs["style"]), "--out", str(tmp_path / "out.png"), option, str(value)])
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and str(inputs["contents"][0]) in line and problem in line
     assert not (tmp_path / "out.png").exists()

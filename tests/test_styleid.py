@@ -95,7 +95,7 @@ def test_recompute_equals_stored_features(torch_engine, images, tmp_path, featur
     stored = inject(e, content, styles, cond, gamma=0.75, temperature=1.5, mode="stored")
     recomputed = inject(e, content, styles, cond, gamma=0.75, temperature=1.5, mode="recompute")
     np.testing.assert_allclose(e.numpy(stored), e.numpy(recomputed), atol=tolerance)
-    # Feature-free caches alone (--no-features) give the same result.
+    # Feature-free caches alone (--features recompute) give the same result.
     bare_c = open_caches(_invert(e, [images["c0"], images["c1"]], tmp_path, "content", "bare", features=False),
                          "content")
     bare_s = open_caches(_invert(e, [images["s0"], images["s1"]], tmp_path, "style", "bare", features=False),

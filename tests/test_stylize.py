@@ -59,9 +59,9 @@ def test_stylize_command_names_pairs_and_draws_the_grid(tiny_model, images, tmp_
         shutil.copy(images[name], folder)
     s2 = shutil.copy(images["s0"], tmp_path / "s2.png")
     out = tmp_path / "out"
-    assert main(["stylize", "--model", str(tiny_model), "--device", "cpu", "--content", str(folder),
-                 "--style", str(images["s0"]), str(images["s1"]), str(s2), "--out", str(out), "--grid",
-                 "--steps", str(STEPS), "--resolution", str(RES)]) == 0
+    assert main(["stylize", "--model", str(tiny_model), "--device", "cpu", "--content-images", str(folder),
+                 "--style-images", str(images["s0"]), str(images["s1"]), str(s2), "--out-dir", str(out), "--grid",
+                 "--ddim-steps", str(STEPS), "--resolution", str(RES)]) == 0
     pairs = {f"{c}__{s}.png" for c in ("c0", "c1") for s in ("s0", "s1", "s2")}
     assert {p.name for p in out.iterdir()} == pairs | {"grid.png"}
     grid = Image.open(out / "grid.png").convert("RGB")
@@ -97,7 +97,7 @@ def test_stylize_refuses_bad_input_in_one_line_before_loading_the_model(images, 
         (tmp_path / "out").write_text("")
         where = tmp_path / "out"
     # A model that does not exist: the refusal must come before any attempt to load one.
-    code = main(["stylize", "--model", str(tmp_path / "no-model"), "--content", *content, "--style", *style,
-                 "--out", out, "--steps", str(STEPS), "--resolution", str(RES)])
+    code = main(["stylize", "--model", str(tmp_path / "no-model"), "--content-images", *content,
+                 "--style-images", *style, "--out-dir", out, "--ddim-steps", str(STEPS), "--resolution", str(RES)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and str(where) in err[0], err

@@ -140,7 +140,7 @@ def test_recomputed_features_rerun_inversions_without_features(workflow):
     assert pending(workflow) == AFTER_INJECT.union(
         *(chain(style, "invert_style", "invert_content", "inject") for style in STYLES))
     inversions = commands(workflow, "jstyleid invert")
-    assert len(inversions) == 4 and all("--no-features" in line for line in inversions)
+    assert len(inversions) == 4 and all("--features recompute" in line for line in inversions)
 
 
 # Dry runs of a fresh copy: the DAG and commands a configuration gives.
@@ -159,7 +159,7 @@ def test_seeded_style_reference_choice(tmp_path):
     assert commands(workdir, "jstyleid invert --model results/model/tiny --role style") == first
     edit_config(workdir, style_refs="all", styles={"01": {"style_refs": ["stripes_1.png"]}})
     chosen = [line for line in commands(workdir, "jstyleid invert") if "--role style" in line and "data/01/" in line]
-    assert len(chosen) == 1 and "--image data/01/images/stripes_1.png --out" in chosen[0]
+    assert len(chosen) == 1 and "--images data/01/images/stripes_1.png --out" in chosen[0]
 
 
 def test_user_content_replaces_generation(tmp_path):
@@ -172,7 +172,7 @@ def test_user_content_replaces_generation(tmp_path):
     assert ("generate", "01") in jobs and ("train_lora", "01") in jobs
     assert ("generate", "02") not in jobs and ("train_lora", "02") not in jobs
     assert ("invert_content", "02") in jobs
-    assert any("--image mine/02/Cat.png" in line for line in commands(workdir, "jstyleid invert"))
+    assert any("--images mine/02/Cat.png" in line for line in commands(workdir, "jstyleid invert"))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -181,6 +181,10 @@ def test_user_content_replaces_generation(tmp_path):
     (dict(styles={"01": {"model": "x"}}), "model"),
     (dict(styles={"07": {"gamma": 0.5}}), "'07' is not a style folder"),
     (dict(styles={"01": {"gamma": "high"}}), "high"),
+    # keys renamed in issue 16: one line naming the new spelling
+    (dict(evaluate=True), "config: key `evaluate` is gone; write `evaluation: {enabled: true|false}`"),
+    (dict(select=None), "config: `select: null` is spelled `select: none` now"),
+    (dict(styles={"01": {"select": None}}), "config styles: 01: `select: null` is spelled `select: none` now"),
 ])
 def test_bad_config_is_refused(tmp_path, change, message):
     assert_config_refused(tmp_path, change, message)

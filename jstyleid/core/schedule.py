@@ -17,7 +17,7 @@ MIN_STEPS, MAX_STEPS = 2, 999
 def timesteps(num_steps: int, num_train_timesteps: int = 1000) -> list[int]:
     """tau_i = i*d + 1 with d = 1000 // N, for i = 0..N-1 (ascending)."""
     if not MIN_STEPS <= num_steps <= MAX_STEPS:
-        raise InputError("--steps", f"{num_steps} is outside {MIN_STEPS}..{MAX_STEPS}")
+        raise InputError("--ddim-steps", f"{num_steps} is outside {MIN_STEPS}..{MAX_STEPS}")
     d = num_train_timesteps // num_steps
     return [i * d + 1 for i in range(num_steps)]
 

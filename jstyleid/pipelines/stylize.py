@@ -2,7 +2,7 @@
 
 The stages' own code, without cache files: invert's batches into cache.MemoryCache (latents only),
 then inject's, recomputing the features (as `inject --features recompute` does from
-`invert --no-features` caches). Each style image is a style of its own: {content}__{style}.png.
+`invert --features recompute` caches). Each style image is a style of its own: {content}__{style}.png.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..pipelines.generate import generate_images
 from ..storage.store import add_store_argument
+from .options import add_batch_size_argument, add_ddim_steps_argument, positive_int
 
 
 COMMAND = "generate"
@@ -26,11 +27,11 @@ def add_arguments(parser):
     parser.add_argument("--out-dir", help="output folder for --prompts")
     parser.add_argument("--template", default="{prompt}", help='text fed to the model, e.g. "{prompt} in style_01"')
     parser.add_argument("--negative-prompt", default="", help="the unconditional text of classifier-free guidance")
-    parser.add_argument("--steps", type=int, default=25, help="DDIM steps (2..999)")
+    add_ddim_steps_argument(parser)
     parser.add_argument("--guidance", type=float, default=7.5, help="guidance scale; <= 1 turns guidance off")
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=4)
+    add_batch_size_argument(parser)
     init = parser.add_mutually_exclusive_group()
     init.add_argument("--init-image", nargs="+", metavar="IMAGE",
                       help="img2img: start from this image (every prompt) or these (one per prompt), see --strength")
@@ -38,7 +39,7 @@ def add_arguments(parser):
                       help="img2img from the per-pixel mean of these images (e.g. a style's references)")
     parser.add_argument("--strength", type=float, default=0.8,
                         help="img2img strength in (0, 1]: how much noise the init latent gets (diffusers' meaning)")
-    parser.add_argument("--candidates", type=int, default=1, metavar="K",
+    parser.add_argument("--candidates", type=positive_int, default=1, metavar="K",
                         help="generate K seeds per prompt and keep the best by --candidates-metric")
     parser.add_argument("--candidates-metric", choices=METRICS, default="hist",
                         help="the score that keeps a candidate (jstyleid.evaluation, higher is better)")
@@ -65,12 +66,10 @@ def run(args):
     check_names(outs)
     if "{prompt}" not in args.template:
         raise InputError("--template", f"{args.template!r} has no {{prompt}} placeholder")
-    if args.batch_size < 1:
-        raise InputError("--batch-size", "must be at least 1")
     init = _img2img_start(args, len(prompts))  # init images are read before the model loads
     scorer = _candidate_scorer(args)
     engine = load_engine(args.engine, args.model, args.device, args.dtype, lora=args.lora)
-    options = dict(steps=args.steps, guidance=args.guidance, resolution=args.resolution, template=args.template,
+    options = dict(steps=args.ddim_steps, guidance=args.guidance, resolution=args.resolution, template=args.template,
                    seed=args.seed, batch_size=args.batch_size, negative_prompt=args.negative_prompt, store=args.store,
                    init=init)
     if scorer is None:
@@ -87,8 +86,6 @@ def run(args):
 
 def _candidate_scorer(args):
     """The scorer of --candidates K > 1 (its weights checked before any image is made), else None."""
-    if args.candidates < 1:
-        raise InputError("--candidates", f"{args.candidates}: give at least 1")
     if args.candidates == 1:
         return None
     if not args.references and args.candidates_metric != "clip_r":
@@ -109,7 +106,7 @@ def _img2img_start(args, n_prompts):
 
     if not (args.init_image or args.init_mean):
         return None
-    img2img_timesteps(timesteps(args.steps), args.strength)  # refuse a strength that runs no step
+    img2img_timesteps(timesteps(args.ddim_steps), args.strength)  # refuse a strength that runs no step
     pixels = ([mean_image(args.init_mean, args.resolution)] if args.init_mean
               else [preprocess(path, args.resolution) for path in args.init_image])
     return Img2ImgStart(pixels, args.strength, n_prompts)

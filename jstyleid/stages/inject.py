@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..pipelines.inject import inject_images, reference_groups
 from ..storage.store import add_store_argument
-from .options import add_injection_arguments
+from .options import add_batch_size_argument, add_injection_arguments, add_renamed_argument, positive_int
 
 
 COMMAND = "inject"
@@ -16,9 +16,10 @@ def add_arguments(parser):
     from ..engines import add_engine_arguments
 
     add_engine_arguments(parser, layers=True)
-    parser.add_argument("--content", nargs="+", required=True, help="content caches (.h5)")
-    parser.add_argument("--style", nargs="+", required=True, action="extend",
-                        help="style caches (.h5); several references are pooled (see --refs-mode)")
+    add_renamed_argument(parser, "--content-caches", "--content", required=True, nargs="+",
+                         help="content caches (.h5)")
+    add_renamed_argument(parser, "--style-caches", "--style", required=True, nargs="+", action="extend",
+                         help="style caches (.h5); several references are pooled (see --refs-mode)")
     parser.add_argument("--refs-mode", choices=("pool", "rotate"), default="pool",
                         help="pool: every content takes all references; rotate: content i takes reference i mod R")
     parser.add_argument("--out", nargs="+", required=True, help="one .png per content")
@@ -26,17 +27,20 @@ def add_arguments(parser):
     parser.add_argument("--latent-out", nargs="+", help="one .npy per content: the final latent (4, h, w)")
     parser.add_argument("--features", choices=("auto", "stored", "recompute"), default="auto",
                         help="auto: stored when every cache holds features, else recompute")
-    parser.add_argument("--steps", type=int, help="refuse caches of another number of inversion steps")
-    parser.add_argument("--resolution", type=int, help="refuse caches of another resolution")
-    parser.add_argument("--batch-size", type=int, default=4)
+    add_renamed_argument(parser, "--expect-ddim-steps", "--steps", type=positive_int,
+                         help="refuse caches inverted with another number of DDIM steps")
+    add_renamed_argument(parser, "--expect-resolution", "--resolution", type=positive_int,
+                         help="refuse caches of another resolution")
+    add_batch_size_argument(parser)
     add_store_argument(parser)
 
 
 def run(args):
-    if len(args.out) != len(args.content):
-        raise InputError("--out", f"{len(args.out)} outputs for {len(args.content)} content caches")
-    if args.latent_out and len(args.latent_out) != len(args.content):
-        raise InputError("--latent-out", f"{len(args.latent_out)} outputs for {len(args.content)} content caches")
+    if len(args.out) != len(args.content_caches):
+        raise InputError("--out", f"{len(args.out)} outputs for {len(args.content_caches)} content caches")
+    if args.latent_out and len(args.latent_out) != len(args.content_caches):
+        raise InputError("--latent-out",
+                         f"{len(args.latent_out)} outputs for {len(args.content_caches)} content caches")
     from ..storage.cache import check_compatible, open_caches
     from ..engines import load_engine
     from ..storage.fileio import check_names
@@ -44,18 +48,20 @@ def run(args):
     check_names(args.out)
     check_names(args.latent_out or [], "--latent-out")
 
-    contents = open_caches(args.content, "content")
-    styles = open_caches(args.style, "style")
+    contents = open_caches(args.content_caches, "content")
+    styles = open_caches(args.style_caches, "style")
     engine = load_engine(args.engine, args.model, args.device, args.dtype, layers=args.layers)
     mode = check_compatible(contents + styles, model=engine.fingerprint,
                             prediction_type=engine.schedule.prediction_type, layers=engine.injected_layers)
     if args.features == "stored" and mode != "stored":
         raise InputError("--features", "stored features were asked for, but some caches have none")
     for cache in contents + styles:
-        if args.steps is not None and cache.steps != args.steps:
-            raise InputError(cache.path, f"cache has {cache.steps} inversion steps, --steps is {args.steps}")
-        if args.resolution is not None and cache.resolution != args.resolution:
-            raise InputError(cache.path, f"cache resolution is {cache.resolution}, --resolution is {args.resolution}")
+        if args.expect_ddim_steps is not None and cache.steps != args.expect_ddim_steps:
+            raise InputError(cache.path, f"cache has {cache.steps} inversion steps, "
+                                         f"--expect-ddim-steps is {args.expect_ddim_steps}")
+        if args.expect_resolution is not None and cache.resolution != args.expect_resolution:
+            raise InputError(cache.path, f"cache resolution is {cache.resolution}, "
+                                         f"--expect-resolution is {args.expect_resolution}")
     mode = args.features if args.features != "auto" else mode
     for content_rows, style_rows in reference_groups(len(contents), len(styles), args.refs_mode):
         inject_images(engine, [contents[i] for i in content_rows], [styles[j] for j in style_rows],

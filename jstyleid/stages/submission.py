@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
+from .options import add_renamed_argument
 
 COMMAND = "submission"
 HELP = "copy the stylised images into the challenge's submission layout, with a mapping JSON"
@@ -12,9 +13,10 @@ HELP = "copy the stylised images into the challenge's submission layout, with a 
 
 def add_arguments(parser):
     parser.add_argument("--prompts", nargs="+", required=True, help="XX/prompt.json of each style")
-    parser.add_argument("--images", nargs="+", required=True,
-                        help="one folder per prompt file, holding {prompt}.png for each of its prompts")
-    parser.add_argument("--out", required=True, help="submission folder: OUT/XX/{prompt}.png, OUT/mapping.json")
+    add_renamed_argument(parser, "--image-dirs", "--images", required=True, nargs="+",
+                         help="one folder per prompt file, holding {prompt}.png for each of its prompts")
+    add_renamed_argument(parser, "--out-dir", "--out", required=True,
+                         help="submission folder: OUT/XX/{prompt}.png, OUT/mapping.json")
     parser.add_argument("--scores", help="scores.json of `jstyleid evaluate`, for --select")
     parser.add_argument("--select", nargs="+", metavar="SCORE",
                         help="per prompt file: the score choosing its setting (final, hist, ...), or none")
@@ -23,9 +25,9 @@ def add_arguments(parser):
 def run(args):
     from ..pipelines.submission import write_submission
 
-    if len(args.images) != len(args.prompts):
-        raise InputError("--images", f"{len(args.images)} folders for {len(args.prompts)} prompt files")
-    write_submission(args.prompts, args.images, args.out, args.select or [None] * len(args.prompts), _selector(args))
+    if len(args.image_dirs) != len(args.prompts):
+        raise InputError("--image-dirs", f"{len(args.image_dirs)} folders for {len(args.prompts)} prompt files")
+    write_submission(args.prompts, args.image_dirs, args.out_dir, args.select or [None] * len(args.prompts), _selector(args))
 
 
 def _selector(args):

@@ -10,6 +10,8 @@ from ..training.checkpoint import TrainingInterrupted
 from ..training.lora import (DEFAULT_TARGETS, LR_SCHEDULERS, PriorPreservation, TextEncoderLora,
                              train_lora)
 
+from .options import add_batch_size_argument, add_renamed_argument, ddim_steps, non_negative_int, positive_int
+
 log = logging.getLogger(__name__)
 
 
@@ -24,12 +26,12 @@ def add_arguments(parser):
     parser.add_argument("--style-dir", required=True, help="style folder (with images/)")
     parser.add_argument("--out-dir", required=True,
                         help="writes pytorch_lora_weights.safetensors, loss.csv and loss.png here")
-    parser.add_argument("--steps", type=int, default=500, help="optimiser steps")
-    parser.add_argument("--rank", type=int, default=4)
+    add_renamed_argument(parser, "--train-steps", "--steps", type=positive_int, default=500, help="optimiser steps")
+    parser.add_argument("--rank", type=positive_int, default=4)
     parser.add_argument("--alpha", type=float, help="LoRA alpha (default: the rank, i.e. scale 1)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=1)
+    add_batch_size_argument(parser, default=1)
     parser.add_argument("--instance-prompt", help='default: "style_" + the style folder\'s name')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
@@ -38,11 +40,11 @@ def add_arguments(parser):
     schedule = parser.add_argument_group("schedule")
     schedule.add_argument("--lr-scheduler", default="constant", choices=LR_SCHEDULERS,
                           help="diffusers.optimization.get_scheduler's name")
-    schedule.add_argument("--lr-warmup-steps", type=int, default=0)
-    schedule.add_argument("--gradient-accumulation-steps", type=int, default=1,
+    schedule.add_argument("--lr-warmup-steps", type=non_negative_int, default=0)
+    schedule.add_argument("--gradient-accumulation-steps", type=positive_int, default=1,
                           help="batches whose gradients one optimiser step sums (each loss / this number)")
     resume = parser.add_argument_group("checkpoints")
-    resume.add_argument("--checkpoint-every", type=int, default=100,
+    resume.add_argument("--checkpoint-every", type=non_negative_int, default=100,
                         help="write out-dir/checkpoint.npz every K steps (0: only on SIGTERM); a rerun resumes from it")
     prior = parser.add_argument_group("prior preservation (DreamBooth's class-prior loss)")
     prior.add_argument("--class-dir", help="folder of class images (jstyleid class-images); turns it on")
@@ -50,14 +52,15 @@ def add_arguments(parser):
     prior.add_argument("--prior-loss-weight", type=float, default=1.0)
     text = parser.add_argument_group("text-encoder LoRA")
     text.add_argument("--text-encoder-lora", action="store_true", help="also train LoRA layers in the text encoder")
-    text.add_argument("--text-encoder-rank", type=int, default=4)
+    text.add_argument("--text-encoder-rank", type=positive_int, default=4)
     text.add_argument("--text-encoder-lr", type=float, default=5e-6)
     validation = parser.add_argument_group("validation strips")
-    validation.add_argument("--validation-every", type=int, default=0,
+    validation.add_argument("--validation-every", type=non_negative_int, default=0,
                             help="every N steps (and before the first) generate --validation-prompt with the "
                                  "current LoRA into out-dir/validation/ (0: off)")
     validation.add_argument("--validation-prompt", nargs="+", default=[], help="prompts, each with a fixed seed")
-    validation.add_argument("--validation-steps", type=int, default=10, help="DDIM steps of a validation image")
+    add_renamed_argument(validation, "--validation-ddim-steps", "--validation-steps", type=ddim_steps, default=10,
+                         help="DDIM steps of a validation image")
     validation.add_argument("--validation-guidance", type=float, default=7.5)
 
 
@@ -66,13 +69,6 @@ def run(args):
     from ..storage.inputs import style_images
 
     images = style_images(args.style_dir)  # fail on a bad folder before loading the model
-    for option in ("steps", "rank", "batch_size", "gradient_accumulation_steps", "text_encoder_rank",
-                   "validation_steps"):
-        if getattr(args, option) < 1:
-            raise InputError(f"--{option.replace('_', '-')}", "must be at least 1")
-    for option in ("lr_warmup_steps", "checkpoint_every", "validation_every"):
-        if getattr(args, option) < 0:
-            raise InputError(f"--{option.replace('_', '-')}", "must be at least 0")
     prior = None
     if args.class_dir:
         if not args.class_prompt:
@@ -86,7 +82,7 @@ def run(args):
     prompt = args.instance_prompt or f"style_{Path(args.style_dir).resolve().name}"
     engine = load_engine(args.engine, args.model, args.device, args.dtype)
     try:
-        train_lora(engine, images, args.out_dir, prompt=prompt, steps=args.steps, rank=args.rank,
+        train_lora(engine, images, args.out_dir, prompt=prompt, steps=args.train_steps, rank=args.rank,
                    alpha=args.alpha, lr=args.lr, resolution=args.resolution, batch_size=args.batch_size,
                    seed=args.seed, max_grad_norm=args.max_grad_norm, targets=args.targets,
                    lr_scheduler=args.lr_scheduler, lr_warmup_steps=args.lr_warmup_steps,
@@ -94,7 +90,7 @@ def run(args):
                    checkpoint_every=args.checkpoint_every, prior=prior,
                    text_encoder=TextEncoderLora(args.text_encoder_rank, args.text_encoder_lr)
                    if args.text_encoder_lora else None,
-                   validation=Validation(args.validation_prompt, args.validation_every, args.validation_steps,
+                   validation=Validation(args.validation_prompt, args.validation_every, args.validation_ddim_steps,
                                          args.validation_guidance, args.seed, args.resolution)
                    if args.validation_every else None)
     except TrainingInterrupted as stop:
