@@ -26,7 +26,7 @@ STYLE_DIRS = sorted(
     p.name for p in STYLES_DIR.glob("[!.]*") if (p / "images").is_dir() or (p / "prompt.json").is_file()
 )
 # Every style's inputs are checked before any job runs. A refused style is left out (its one line
-# comes back as the failure of its check_inputs job, rules/outcome.smk) and the others run.
+# comes back as the failure of its check_inputs job, rules/check.smk) and the others run.
 REFUSED = {}
 for style in STYLE_DIRS:
     try:
@@ -270,7 +270,7 @@ def store_logs():
     ]
 
 
-# -- LoRA training levers (rules/dreambooth.smk) --
+# -- LoRA training levers (rules/train_lora.smk) --
 
 
 def class_images_settings(style):
@@ -411,7 +411,7 @@ def report_evaluation():
     return dict(scores=rules.evaluate.output[0], select={style: setting(style, "select") for style in STYLES})
 
 
-# -- the disk check before any job runs (rules/outcome.smk) --
+# -- the disk check before any job runs (rules/check.smk) --
 
 
 def planned_caches():

@@ -1,4 +1,4 @@
-# One class-image set per distinct settings, shared by every style that asks for the same (MODEL is set by model.smk).
+# One class-image set per distinct settings, shared by every style that asks for the same (MODEL is set by make_model.smk).
 CLASS_IMAGES = {_class_key(s): s for s in map(class_images_settings, STYLES) if s}
 
 

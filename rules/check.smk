@@ -1,7 +1,7 @@
-"""A run over many styles: a refused style fails as a job of its own, and the run ends with a summary
-of what failed (the disk check before any job runs is in common.smk)."""
+"""A refused style fails as a job of its own, so a run over many styles ends non-zero naming it
+(the checks before any job runs are in common.smk; the summary of failures: the Snakefile's onerror)."""
 
-from jstyleid.reporting import outcome
+
 localrules:
     check_inputs,
 
@@ -23,13 +23,3 @@ rule check_inputs:
     shell:
         "jstyleid check --style-dir {params.style_dir:q} 2> {log:q}"
 
-
-onsuccess:
-    outcome.clear()
-
-
-onerror:
-    failures = outcome.summarize(log)
-    logger.error(
-        f"{len(failures)} job(s) failed (also in {outcome.TSV}, {outcome.HTML}):\n{outcome.table(failures)}"
-    )
