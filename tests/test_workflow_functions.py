@@ -197,3 +197,12 @@ def test_selection_waits_for_the_scores_only_when_a_style_selects(styles_dir):
     assert plan(styles_dir).selection_option() == "" and plan(styles_dir).selection_inputs() == []
     selecting = plan(styles_dir, styles={"02": {"select": "final"}})
     assert selecting.evaluating() and selecting.selection_option() == "--scores results/eval/scores.json --select none final"
+
+
+
+# The DDIM step keys: generation (also of the class images and validation strips) and inversion.
+@pytest.mark.parametrize("key", ["gen_steps", "inversion_steps"])
+def test_ddim_steps_below_two_are_refused_at_config_validation(styles_dir, key):
+    with pytest.raises(Exception, match=rf"1 is less than the minimum of 2[\s\S]*\['{key}'\]"):
+        make_config(styles_dir, **{key: 1})
+    assert make_config(styles_dir, **{key: 2})[key] == 2
