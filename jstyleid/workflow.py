@@ -447,9 +447,10 @@ class Plan:
     # -- the disk check before any job runs --
 
     def planned_caches(self):
-        """(role, steps, resolution, missing cache files) of every style: what the inversions will write."""
+        """(role, steps, resolution, recorded layers, missing cache files) of every style: what the inversions will write."""
         for style in self.styles:
             steps, resolution = self.setting(style, "inversion_steps"), self.setting(style, "resolution")
+            layers = self.recorded_layers(style)
             for role, names in (("content", self.prompts(style)), ("style", [p.stem for p in self.style_refs(style)])):
                 folder = f"results/{style}/cache/{role}"
-                yield role, steps, resolution, [f for f in files_in(folder, names, ".h5") if not Path(f).exists()]
+                yield role, steps, resolution, layers, [f for f in files_in(folder, names, ".h5") if not Path(f).exists()]

@@ -206,3 +206,17 @@ def test_ddim_steps_below_two_are_refused_at_config_validation(styles_dir, key):
     with pytest.raises(Exception, match=rf"1 is less than the minimum of 2[\s\S]*\['{key}'\]"):
         make_config(styles_dir, **{key: 1})
     assert make_config(styles_dir, **{key: 2})[key] == 2
+
+
+def test_the_disk_check_counts_the_layers_the_caches_record(styles_dir, monkeypatch, tmp_path):
+    from jstyleid.storage.diskspace import planned_cache_bytes
+
+    monkeypatch.chdir(tmp_path)  # no cache written yet: every file is still to come
+    outside = "down_blocks.1.attentions.0.transformer_blocks.0.attn1"
+    six = plan(styles_dir, usable=["01"])
+    more = plan(styles_dir, usable=["01"], sweep=dict(layers=["spec6", [outside]]))
+    assert {entry[3] for entry in six.planned_caches()} == {PRESETS["spec6"]}
+    assert [len(entry[4]) for entry in six.planned_caches()] == [2, 3]  # two prompts, three references
+    assert {entry[3] for entry in more.planned_caches()} == {more.recorded_layers("01")}
+    assert planned_cache_bytes("builtin:tiny", more.planned_caches()) > planned_cache_bytes(
+        "builtin:tiny", six.planned_caches()) > planned_cache_bytes("builtin:tiny", six.planned_caches(), features="recompute")
