@@ -60,6 +60,28 @@ def check_override_styles(config: dict, folders) -> None:
             raise InputError("config styles", f"{style!r} is not a style folder under {config['styles_dir']}")
 
 
+# What the Jittor engine's LoRA loop (jstyleid/engines/jittor/lora.py) cannot train: refused here,
+# before any job runs, not inside train_lora after the class images were generated.
+JITTOR_REFUSED_LEVERS = dict(
+    lora_text_encoder=("a text-encoder LoRA", lambda value: bool(value)),
+    class_prompt=("prior preservation", lambda value: bool(value)),
+    gradient_accumulation_steps=("gradient accumulation", lambda value: value != 1),
+)
+
+
+def check_engine_levers(config: dict, styles) -> None:
+    """Refuse the training levers the configured engine cannot train, naming the key and the style."""
+    if config["engine"] != "jittor":
+        return
+    for style in styles:
+        if setting(config, style, "content_dir"):
+            continue  # the style brings its content: no LoRA is trained
+        for key, (lever, is_set) in JITTOR_REFUSED_LEVERS.items():
+            if is_set(setting(config, style, key)):
+                raise InputError(f"config {key} (style {style})",
+                                 f"the Jittor engine cannot train {lever}; use engine: torch")
+
+
 def setting(config: dict, style: str, key: str):
     """A setting for one style: its override under `styles:` if any, else the global value."""
     return config["styles"].get(style, {}).get(key, config[key])

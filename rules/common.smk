@@ -29,10 +29,11 @@ STYLES = [style for style in STYLE_DIRS if style not in REFUSED]
 try:
     wf.check_usable(STYLES_DIR, STYLES, REFUSED)
     wf.check_override_styles(config, STYLE_DIRS)
+    for overrides in config["styles"].values():
+        validate({**config, **overrides}, SCHEMA)
+    wf.check_engine_levers(config, STYLES)
 except InputError as err:
     raise WorkflowError(str(err))
-for overrides in config["styles"].values():
-    validate({**config, **overrides}, SCHEMA)
 PLAN = wf.Plan(config, STYLES, rules, REFUSED)
 
 

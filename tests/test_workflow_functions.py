@@ -220,3 +220,17 @@ def test_the_disk_check_counts_the_layers_the_caches_record(styles_dir, monkeypa
     assert {entry[3] for entry in more.planned_caches()} == {more.recorded_layers("01")}
     assert planned_cache_bytes("builtin:tiny", more.planned_caches()) > planned_cache_bytes(
         "builtin:tiny", six.planned_caches()) > planned_cache_bytes("builtin:tiny", six.planned_caches(), features="recompute")
+
+
+@pytest.mark.parametrize("key, value, lever", [
+    ("lora_text_encoder", True, "a text-encoder LoRA"),
+    ("class_prompt", "a painting", "prior preservation"),
+    ("gradient_accumulation_steps", 2, "gradient accumulation"),
+])
+def test_jittor_refuses_the_levers_it_cannot_train_before_any_job(styles_dir, key, value, lever):
+    config = make_config(styles_dir, engine="jittor", styles={"02": {key: value}})
+    with pytest.raises(InputError, match=rf"^config {key} \(style 02\): the Jittor engine cannot train {lever}"):
+        wf.check_engine_levers(config, ["01", "02"])
+    wf.check_engine_levers({**config, "engine": "torch"}, ["01", "02"])  # torch trains them
+    brings_content = {"02": {key: value, "content_dir": "mine/{style}"}}
+    wf.check_engine_levers(dict(config, styles=brings_content), ["01", "02"])  # no LoRA trained for 02
