@@ -13,6 +13,8 @@ rule check_inputs:
         touch("results/checks/{refused}.ok"),
     log:
         "results/logs/check_inputs/{refused}.log",
+    benchmark:
+        "results/benchmarks/check_inputs/{refused}.tsv"
     wildcard_constraints:
         refused="|".join(map(re.escape, REFUSED)) or "(?!)",
     threads: 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -234,3 +235,21 @@ def test_jittor_refuses_the_levers_it_cannot_train_before_any_job(styles_dir, ke
     wf.check_engine_levers({**config, "engine": "torch"}, ["01", "02"])  # torch trains them
     brings_content = {"02": {key: value, "content_dir": "mine/{style}"}}
     wf.check_engine_levers(dict(config, styles=brings_content), ["01", "02"])  # no LoRA trained for 02
+
+
+def rule_blocks() -> dict[str, str]:
+    """{rule name: its text} of every rule (and `use rule ... as NAME with:`) in rules/*.smk."""
+    blocks = {}
+    for path in sorted((ROOT / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=\S)", path.read_text()):
+            if match := re.match(r"(?:rule (\w+)|use rule \w+ as (\w+) with):", block):
+                blocks[match[1] or match[2]] = block
+    return blocks
+
+
+def test_every_job_times_itself():
+    blocks = rule_blocks()
+    assert {"make_model", "class_images", "train_lora", "generate", "invert_style", "invert_content", "inject",
+            "inject_sweep", "evaluate", "submission", "report", "check_inputs"} <= set(blocks)
+    untimed = [name for name, text in blocks.items() if "\n    benchmark:\n" not in text]
+    assert not untimed, f"rules without a benchmark: file: {untimed}"
