@@ -253,3 +253,11 @@ def test_every_job_times_itself():
             "inject_sweep", "evaluate", "submission", "report", "check_inputs"} <= set(blocks)
     untimed = [name for name, text in blocks.items() if "\n    benchmark:\n" not in text]
     assert not untimed, f"rules without a benchmark: file: {untimed}"
+
+
+def test_config_readme_lists_the_schemas_per_style_keys():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    per_style = schema["properties"]["styles"]["additionalProperties"]["propertyNames"]["enum"]
+    section = (ROOT / "config/README.md").read_text().split("## Per-style overrides", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"`(\w+)`", section.split(":\n", 1)[1])
+    assert listed == per_style, f"config/README.md per-style keys differ from the schema's: {set(listed) ^ set(per_style)}"
