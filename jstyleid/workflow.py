@@ -24,6 +24,9 @@ from .storage.inputs import IMAGE_SUFFIXES, check_style, read_prompts, safe_file
 SWEEP_KEYS = ("gamma", "temperature", "layers", "style_refs_mode")
 CANDIDATE_WEIGHTS = dict(dino="dino", clip_r="clip")  # the `evaluation:` key naming each metric's weights
 BUILTIN_PREFIX = "builtin:"
+# Keys that change no picture (resumption, what the scheduler is asked for): the report leaves them out
+# of the config it shows, so that changing them does not rerun it (its manifest is a params).
+UNSHOWN_KEYS = ("lora_checkpoint_every", "job_mem_mb", "job_runtime", "gpu_model")
 
 
 def style_folders(styles_dir: Path) -> list[str]:
@@ -412,6 +415,14 @@ class Plan:
 
     # -- the report (rules/report.smk) --
 
+    def shown_config(self) -> dict:
+        """The config the report prints: every key that can change a picture, per-style overrides too."""
+        def keep(settings):
+            return {key: value for key, value in settings.items() if key not in UNSHOWN_KEYS}
+
+        overrides = {style: keep(settings) for style, settings in self.config["styles"].items()}
+        return dict(keep(self.config), styles={style: kept for style, kept in overrides.items() if kept})
+
     def benchmarks(self) -> list[str]:
         """The benchmark files of every job the report follows, in pipeline order."""
         rules = self.rules
@@ -439,7 +450,7 @@ class Plan:
 
     def report_manifest(self) -> str:
         """What the report shows: per style (contents and outputs paired by prompt file name), the
-        benchmark files, the config and the styles refused at start."""
+        benchmark files, the config that made the pictures and the styles refused at start."""
         styles = [
             dict(
                 name=style,
@@ -459,7 +470,7 @@ class Plan:
             dict(
                 styles=styles,
                 benchmarks=self.benchmarks(),
-                config=self.config,
+                config=self.shown_config(),
                 evaluation=self.report_evaluation(),
                 **({"failures": refused} if refused else {}),
                 **({"store_logs": self.store_logs()} if self.config["store"] else {}),

@@ -261,3 +261,14 @@ def test_config_readme_lists_the_schemas_per_style_keys():
     section = (ROOT / "config/README.md").read_text().split("## Per-style overrides", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"`(\w+)`", section.split(":\n", 1)[1])
     assert listed == per_style, f"config/README.md per-style keys differ from the schema's: {set(listed) ^ set(per_style)}"
+
+
+def test_the_report_shows_the_config_without_the_keys_that_change_no_picture(styles_dir):
+    base = plan(styles_dir, styles={"01": {"gamma": 0.5}})
+    resumed = plan(styles_dir, lora_checkpoint_every=7, job_runtime=90, gpu_model="a100",
+                   styles={"01": {"gamma": 0.5, "lora_checkpoint_every": 0}, "02": {"lora_checkpoint_every": 3}})
+    assert resumed.report_manifest() == base.report_manifest()  # its params unchanged: no rerun
+    shown = base.shown_config()
+    assert shown["styles"] == {"01": {"gamma": 0.5}} and shown["lora_steps"] == base.config["lora_steps"]
+    assert not set(wf.UNSHOWN_KEYS) & set(shown)
+    assert plan(styles_dir, gamma=0.5).report_manifest() != base.report_manifest()
