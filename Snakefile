@@ -2,7 +2,6 @@
 injection -> challenge submission and an offline HTML report. The rules only wire the
 `jstyleid` stages; settings: config.yaml (schema: schemas/config.schema.yaml)."""
 
-
 from jstyleid.reporting import outcome
 
 

@@ -24,4 +24,3 @@ rule check_inputs:
         style_dir=lambda w: STYLES_DIR / w.refused,
     shell:
         "jstyleid check --style-dir {params.style_dir:q} 2> {log:q}"
-

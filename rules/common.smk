@@ -66,6 +66,7 @@ def shown(output, caption, stage, **options):
 
 
 def model_input(wildcards):
+    """The model as a job input when it is a folder (the jobs wait for its build)."""
     return PLAN.model_input()
 
 
@@ -87,12 +88,22 @@ def sweep_params(wildcards):
 
 # Called by rules and the Snakefile with a style (or nothing); params functions take wildcards.
 setting = PLAN.setting
-prompts, style_refs, content_images, content_input = PLAN.prompts, PLAN.style_refs, PLAN.content_images, PLAN.content_input
-sweep_settings, recorded_layers_flag = PLAN.sweep_settings, PLAN.recorded_layers_flag
-init_images, init_option = PLAN.init_images, PLAN.init_option
-candidate_references, candidates_option = PLAN.candidate_references, PLAN.candidates_option
-class_images_dir, train_lora_levers = PLAN.class_images_dir, PLAN.train_lora_levers
-loss_curve, benchmarks, evaluating, selection_inputs = PLAN.loss_curve, PLAN.benchmarks, PLAN.evaluating, PLAN.selection_inputs
+prompts = PLAN.prompts
+style_refs = PLAN.style_refs
+content_images = PLAN.content_images
+content_input = PLAN.content_input
+sweep_settings = PLAN.sweep_settings
+recorded_layers_flag = PLAN.recorded_layers_flag
+init_images = PLAN.init_images
+init_option = PLAN.init_option
+candidate_references = PLAN.candidate_references
+candidates_option = PLAN.candidates_option
+class_images_dir = PLAN.class_images_dir
+train_lora_levers = PLAN.train_lora_levers
+loss_curve = PLAN.loss_curve
+benchmarks = PLAN.benchmarks
+evaluating = PLAN.evaluating
+selection_inputs = PLAN.selection_inputs
 files_in, layers_flag, refs_mode_flag = wf.files_in, wf.layers_flag, wf.refs_mode_flag
 # A function of wildcards only, so that Snakemake's params trigger reruns the job when its text changes.
 eval_manifest = lambda w: PLAN.eval_manifest()

@@ -38,4 +38,3 @@ rule generate:
         " --out {params.outs:q} --template {params.template:q} --steps {params.steps}"
         " --guidance {params.guidance} --resolution {params.resolution} --seed {params.seed}"
         " --batch-size {params.batch_size}{STORE} {params.init} {params.candidates} {params.engine} 2> {log:q}"
-

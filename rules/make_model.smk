@@ -11,4 +11,3 @@ rule make_model:
         **LIGHT_JOB,
     shell:
         "jstyleid make-model --preset {wildcards.preset} --out {output:q} 2> {log:q}"
-
