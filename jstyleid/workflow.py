@@ -192,15 +192,15 @@ class Plan:
 
     # -- sweeps and layers (rules/inject.smk, rules/invert.smk) --
 
-    def sweep_settings(self, style) -> list[dict]:
-        """The injections of the style's `sweep:`, one per combination of its lists (an empty list means
-        the style's own setting), each as dict(label, params, wildcards, outputs, shown). The label names
-        the folder results/XX/sweep/<label>: g{gamma}_t{T}, then the layers and the reference mode when
-        those are swept. `shown`: what the report's column heading says."""
+    def sweep_points(self, style) -> dict[str, dict]:
+        """{label: dict(params, shown)} of the style's `sweep:`, one per combination of its lists (an
+        empty list means the style's own setting). The label names the folder results/XX/sweep/<label>:
+        g{gamma}_t{T}, then the layers and the reference mode when those are swept. `shown`: what the
+        report's column heading says."""
         sweep = self.setting(style, "sweep")
         swept = [key for key in SWEEP_KEYS if sweep.get(key)]
         if not swept:
-            return []
+            return {}
         points = {}
         for values in itertools.product(*(sweep.get(key) or [self.setting(style, key)] for key in SWEEP_KEYS)):
             params = dict(zip(SWEEP_KEYS, values))
@@ -213,28 +213,30 @@ class Plan:
                 [f"g{params['gamma']}_t{params['temperature']}"]
                 + [str(shown[key]) for key in ("layers", "style_refs_mode") if key in shown]
             )
+            points[label] = dict(params=params, shown=shown)
+        return points
+
+    def sweep_settings(self, style) -> list[dict]:
+        """The injections of the style's sweep, each as dict(label, params, wildcards, outputs, shown)."""
+        settings = []
+        for label, point in self.sweep_points(style).items():
             wildcards = dict(style=style, label=label)
-            points[label] = dict(
-                label=label,
-                params=params,
-                wildcards=wildcards,
-                shown=shown,
-                outputs=self.rules.inject_sweep.output[0].format(**wildcards),
-            )
-        return list(points.values())
+            outputs = self.rules.inject_sweep.output[0].format(**wildcards)
+            settings.append(dict(label=label, wildcards=wildcards, outputs=outputs, **point))
+        return settings
 
     def sweep_params(self, style, label) -> dict:
         """The settings of one sweep injection, found by its folder label."""
-        points = {p["label"]: p["params"] for p in self.sweep_settings(style)}
+        points = self.sweep_points(style)
         if label not in points:
             raise InputError(f"results/{style}/sweep/{label}", f"not a setting of the sweep (labels: {sorted(points)})")
-        return points[label]
+        return points[label]["params"]
 
     def recorded_layers(self, style) -> tuple[str, ...]:
         """The layers the style's caches record: every layer its injections use (its own and its
         sweep's); the spec's six when those cover them (the caches record all six anyway)."""
         used = set(resolve_layers(self.setting(style, "layers")))
-        for point in self.sweep_settings(style):
+        for point in self.sweep_points(style).values():
             used |= set(resolve_layers(point["params"]["layers"]))
         return LAYER_PRESETS["spec6"] if used <= set(LAYER_PRESETS["spec6"]) else tuple(sorted(used))
 

@@ -221,6 +221,9 @@ def test_the_disk_check_counts_the_layers_the_caches_record(styles_dir, monkeypa
     assert {entry[3] for entry in more.planned_caches()} == {more.recorded_layers("01")}
     assert planned_cache_bytes("builtin:tiny", more.planned_caches()) > planned_cache_bytes(
         "builtin:tiny", six.planned_caches()) > planned_cache_bytes("builtin:tiny", six.planned_caches(), features="recompute")
+    # common.smk checks the disk before the rule files define any rule
+    before_rules = wf.Plan(more.config, more.styles, SimpleNamespace())
+    assert list(before_rules.planned_caches()) == list(more.planned_caches())
 
 
 @pytest.mark.parametrize("key, value, lever", [
