@@ -47,6 +47,12 @@ def refused_styles(styles_dir: Path, folders) -> dict[str, str]:
     return refused
 
 
+def validation_line(where: str, error) -> str:
+    """One line of a schema refusal (a jsonschema ValidationError): `where`, the key's path, what is wrong."""
+    path = ".".join(map(str, getattr(error, "absolute_path", ())))
+    return f"{where}{' ' + path if path else ''}: {getattr(error, 'message', error)}"
+
+
 def check_usable(styles_dir: Path, styles, refused: dict[str, str]) -> None:
     if not styles:
         raise InputError(

@@ -15,7 +15,18 @@ from jstyleid.errors import InputError
 from jstyleid.storage.inputs import style_images
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
-validate(config, SCHEMA)
+
+
+def validated(settings, where):
+    """Snakemake's validate (it fills in the defaults); its refusal (the jsonschema error it was raised from)
+    in one line naming `where` and the key."""
+    try:
+        validate(settings, SCHEMA)
+    except WorkflowError as err:
+        raise WorkflowError(wf.validation_line(where, err.__context__ or err)) from None
+
+
+validated(config, "config")
 
 STYLES_DIR = Path(config["styles_dir"])
 STYLE_DIRS = wf.style_folders(STYLES_DIR)
@@ -29,8 +40,8 @@ STYLES = [style for style in STYLE_DIRS if style not in REFUSED]
 try:
     wf.check_usable(STYLES_DIR, STYLES, REFUSED)
     wf.check_override_styles(config, STYLE_DIRS)
-    for overrides in config["styles"].values():
-        validate({**config, **overrides}, SCHEMA)
+    for style, overrides in config["styles"].items():
+        validated({**config, **overrides}, f"config styles {style}")
     wf.check_engine_levers(config, STYLES)
 except InputError as err:
     raise WorkflowError(str(err))

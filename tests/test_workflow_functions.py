@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from jstyleid import workflow as wf
@@ -201,12 +202,25 @@ def test_selection_waits_for_the_scores_only_when_a_style_selects(styles_dir):
 
 
 
+def schema_refusal(settings, where="config") -> str:
+    """The line common.smk gives for Snakemake's refusal of `settings` (from the jsonschema error under it)."""
+    with pytest.raises(WorkflowError) as refused:
+        validate(settings, str(SCHEMA))
+    return wf.validation_line(where, refused.value.__context__)
+
+
 # The DDIM step keys: generation (also of the class images and validation strips) and inversion.
 @pytest.mark.parametrize("key", ["gen_steps", "inversion_steps"])
-def test_ddim_steps_below_two_are_refused_at_config_validation(styles_dir, key):
-    with pytest.raises(Exception, match=rf"1 is less than the minimum of 2[\s\S]*\['{key}'\]"):
-        make_config(styles_dir, **{key: 1})
+def test_ddim_steps_below_two_are_refused_at_config_validation_in_one_line(styles_dir, key):
+    config = make_config(styles_dir)
+    assert schema_refusal({**config, key: 1}) == f"config {key}: 1 is less than the minimum of 2"
+    assert schema_refusal({**config, key: 1}, "config styles 02") == f"config styles 02 {key}: 1 is less than the minimum of 2"
     assert make_config(styles_dir, **{key: 2})[key] == 2
+
+
+def test_a_per_style_key_outside_the_schemas_list_is_named(styles_dir):
+    line = schema_refusal(make_config(styles_dir) | {"styles": {"01": {"model": "x"}}})
+    assert line.startswith("config styles.01: 'model' is not one of ['resolution'") and "\n" not in line
 
 
 def test_the_disk_check_counts_the_layers_the_caches_record(styles_dir, monkeypatch, tmp_path):
