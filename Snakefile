@@ -2,6 +2,8 @@
 injection -> challenge submission and an offline HTML report. The rules only wire the
 `jstyleid` stages; settings: config.yaml (schema: schemas/config.schema.yaml)."""
 
+from jstyleid.reporting import outcome
+
 
 configfile: "config.yaml"
 
@@ -10,15 +12,14 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/model.smk"
-include: "rules/dreambooth.smk"
-include: "rules/generation.smk"
-include: "rules/content.smk"
+include: "rules/make_model.smk"
+include: "rules/train_lora.smk"
+include: "rules/generate.smk"
 include: "rules/invert.smk"
 include: "rules/inject.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
-include: "rules/outcome.smk"
+include: "rules/check.smk"
 
 
 rule all:
@@ -29,3 +30,15 @@ rule all:
         [p["outputs"] for style in STYLES for p in sweep_settings(style)],
         rules.evaluate.output if evaluating() else [],
         expand(rules.check_inputs.output[0], refused=REFUSED),
+
+
+# A run over many styles ends with a summary of what failed.
+onsuccess:
+    outcome.clear()
+
+
+onerror:
+    failures = outcome.summarize(log)
+    logger.error(
+        f"{len(failures)} job(s) failed (also in {outcome.TSV}, {outcome.HTML}):\n{outcome.table(failures)}"
+    )

@@ -1,7 +1,7 @@
 rule inject:
     """StyleID: each content cache of the style stylised with all its style reference caches."""
     input:
-        model=MODEL_INPUT,
+        model=model_input,
         content=rules.invert_content.output[0],
         style=rules.invert_style.output[0],
     output:

@@ -1,7 +1,7 @@
 rule invert_style:
     """DDIM inversion caches of the chosen style references, with the base model."""
     input:
-        model=MODEL_INPUT,
+        model=model_input,
         images=lambda w: style_refs(w.style),
     output:
         directory("results/{style}/cache/style"),
@@ -32,7 +32,7 @@ rule invert_style:
 
 use rule invert_style as invert_content with:
     input:
-        model=MODEL_INPUT,
+        model=model_input,
         images=lambda w: content_input(w.style),
     output:
         directory("results/{style}/cache/content"),

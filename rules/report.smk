@@ -46,6 +46,8 @@ rule report:
         ),
     log:
         "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report/all.tsv"
     threads: 1
     resources:
         **LIGHT_JOB,

@@ -126,13 +126,15 @@ def test_killed_driver_recovers_with_unlock_and_the_same_command(tmp_path):
 
 
 def test_disk_check_stops_a_run_that_cannot_fit_before_any_job(tmp_path):
+    from jstyleid.engines.base import INJECTED_LAYERS
     from jstyleid.storage.diskspace import planned_cache_bytes
 
     workdir = copy_workflow(tmp_path / "wf")
     free = shutil.disk_usage(tmp_path).free
 
     def need(resolution, features):  # the demo's 5 contents and 6 style references, 999 steps
-        plans = [("content", 999, resolution, [""] * 5), ("style", 999, resolution, [""] * 6)]
+        plans = [("content", 999, resolution, INJECTED_LAYERS, [""] * 5),
+                 ("style", 999, resolution, INJECTED_LAYERS, [""] * 6)]
         return planned_cache_bytes("builtin:tiny", plans, features=features)
 
     resolution = next(r for r in range(64, 1 << 20, 64) if need(r, "stored") > 3 * free)
@@ -158,7 +160,8 @@ def test_cache_size_estimate_matches_real_caches(tiny_model, torch_engine, image
                                vae_scale_factor=torch_engine.vae_scale_factor,
                                layers=torch_engine.injected_layers, features=features)
         assert abs(estimate - out.stat().st_size) <= 0.03 * out.stat().st_size, (role, steps, features)
-    plans = [("content", 3, 64, ["a.h5", "b.h5"]), ("style", 2, 64, ["s.h5"])]
+    layers = torch_engine.injected_layers
+    plans = [("content", 3, 64, layers, ["a.h5", "b.h5"]), ("style", 2, 64, layers, ["s.h5"])]
     assert planned_cache_bytes(str(tiny_model), plans) == planned_cache_bytes("builtin:tiny", plans) == (
         2 * cache_bytes(role="content", steps=3, resolution=64, unet_config=torch_engine.unet_config,
                         vae_scale_factor=8, layers=torch_engine.injected_layers)

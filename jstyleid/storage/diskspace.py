@@ -72,18 +72,16 @@ def model_shapes(spec: str):
     return unet, 2 ** (len(vae["block_out_channels"]) - 1)
 
 
-def planned_cache_bytes(model: str, plans, *, features: str = "stored", layers=None) -> int:
-    """Bytes the caches still to be written need: plans are (role, steps, resolution, files)."""
-    from ..engines.base import INJECTED_LAYERS
-
+def planned_cache_bytes(model: str, plans, *, features: str = "stored") -> int:
+    """Bytes the caches still to be written need: plans are (role, steps, resolution, layers, files),
+    layers those whose features the caches record."""
     shapes = model_shapes(model)
     if shapes is None:
         return 0
     unet, scale = shapes
     return sum(len(files) * cache_bytes(role=role, steps=steps, resolution=resolution, unet_config=unet,
-                                        vae_scale_factor=scale, layers=layers or INJECTED_LAYERS,
-                                        features=features == "stored")
-               for role, steps, resolution, files in plans)
+                                        vae_scale_factor=scale, layers=layers, features=features == "stored")
+               for role, steps, resolution, layers, files in plans)
 
 
 def check_room(needed: int, folder) -> None:

@@ -1,7 +1,7 @@
 rule generate:
     """One content image per prompt of the style, with the style's LoRA."""
     input:
-        model=MODEL_INPUT,
+        model=model_input,
         lora=rules.train_lora.output.weights,
         init=lambda w: init_images(w.style),
         references=lambda w: candidate_references(w.style),

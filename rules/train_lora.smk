@@ -1,11 +1,7 @@
-# One class-image set per distinct settings, shared by every style that asks for the same (MODEL is set by model.smk).
-CLASS_IMAGES = {_class_key(s): s for s in map(class_images_settings, STYLES) if s}
-
-
 rule class_images:
     """DreamBooth class images of prior preservation, with the base model; shared by styles of equal settings."""
     input:
-        model=MODEL_INPUT,
+        model=model_input,
     output:
         directory("results/class_images/{class_key}"),
     log:
@@ -18,12 +14,12 @@ rule class_images:
     params:
         model=model_param,
         engine=ENGINE,
-        prompt=lambda w: CLASS_IMAGES[w.class_key]["prompt"],
-        number=lambda w: CLASS_IMAGES[w.class_key]["count"],
-        resolution=lambda w: CLASS_IMAGES[w.class_key]["resolution"],
-        seed=lambda w: CLASS_IMAGES[w.class_key]["seed"],
-        steps=lambda w: CLASS_IMAGES[w.class_key]["steps"],
-        guidance=lambda w: CLASS_IMAGES[w.class_key]["guidance"],
+        prompt=class_images_setting("prompt"),
+        number=class_images_setting("count"),
+        resolution=class_images_setting("resolution"),
+        seed=class_images_setting("seed"),
+        steps=class_images_setting("steps"),
+        guidance=class_images_setting("guidance"),
         batch_size=config["batch_size"],
     shell:
         "jstyleid class-images --model {params.model:q} --prompt {params.prompt:q} --count {params.number}"
@@ -35,7 +31,7 @@ rule class_images:
 rule train_lora:
     """DreamBooth LoRA on all images of the style folder (resumes from its checkpoint after a kill)."""
     input:
-        model=MODEL_INPUT,
+        model=model_input,
         images=lambda w: style_images(STYLES_DIR / w.style),
         class_images=lambda w: class_images_dir(w.style) or [],
     output:

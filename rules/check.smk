@@ -1,7 +1,7 @@
-"""A run over many styles: a refused style fails as a job of its own, and the run ends with a summary
-of what failed (the disk check before any job runs is in common.smk)."""
+"""A refused style fails as a job of its own, so a run over many styles ends non-zero naming it
+(the checks before any job runs are in common.smk; the summary of failures: the Snakefile's onerror)."""
 
-from jstyleid.reporting import outcome
+
 localrules:
     check_inputs,
 
@@ -13,6 +13,8 @@ rule check_inputs:
         touch("results/checks/{refused}.ok"),
     log:
         "results/logs/check_inputs/{refused}.log",
+    benchmark:
+        "results/benchmarks/check_inputs/{refused}.tsv"
     wildcard_constraints:
         refused="|".join(map(re.escape, REFUSED)) or "(?!)",
     threads: 1
@@ -22,14 +24,3 @@ rule check_inputs:
         style_dir=lambda w: STYLES_DIR / w.refused,
     shell:
         "jstyleid check --style-dir {params.style_dir:q} 2> {log:q}"
-
-
-onsuccess:
-    outcome.clear()
-
-
-onerror:
-    failures = outcome.summarize(log)
-    logger.error(
-        f"{len(failures)} job(s) failed (also in {outcome.TSV}, {outcome.HTML}):\n{outcome.table(failures)}"
-    )

@@ -1,0 +1,506 @@
+"""The Snakemake workflow's Python: style discovery, config checks, per-style settings and what each
+rule's inputs and options are. Pure functions of the config dict and paths; rules/common.smk binds
+them to Snakemake's `config` and `rules` (no snakemake import here, so tests call them directly).
+
+`rules` is anything with Snakemake's rule attributes (`rules.generate.output[0]`, `.benchmark`,
+`.log[0]`, `.output.weights`): the path templates are the rule files', read when a function runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .core.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
+from .errors import InputError
+from .storage.inputs import IMAGE_SUFFIXES, check_style, read_prompts, safe_filename, style_images
+
+SWEEP_KEYS = ("gamma", "temperature", "layers", "style_refs_mode")
+CANDIDATE_WEIGHTS = dict(dino="dino", clip_r="clip")  # the `evaluation:` key naming each metric's weights
+BUILTIN_PREFIX = "builtin:"
+# Keys that change no picture (resumption, what the scheduler is asked for): the report leaves them out
+# of the config it shows, so that changing them does not rerun it (its manifest is a params).
+UNSHOWN_KEYS = ("lora_checkpoint_every", "job_mem_mb", "job_runtime", "gpu_model")
+
+
+def style_folders(styles_dir: Path) -> list[str]:
+    """The style folders under styles_dir: those with images/ or prompt.json."""
+    return sorted(
+        p.name for p in Path(styles_dir).glob("[!.]*") if (p / "images").is_dir() or (p / "prompt.json").is_file()
+    )
+
+
+def refused_styles(styles_dir: Path, folders) -> dict[str, str]:
+    """{style: the one line of its refusal} of the folders whose inputs check_style refuses."""
+    refused = {}
+    for style in folders:
+        try:
+            check_style(Path(styles_dir) / style)
+        except InputError as err:
+            refused[style] = str(err)
+    return refused
+
+
+def validation_line(where: str, error) -> str:
+    """One line of a schema refusal (a jsonschema ValidationError): `where`, the key's path, what is wrong."""
+    path = ".".join(map(str, getattr(error, "absolute_path", ())))
+    return f"{where}{' ' + path if path else ''}: {getattr(error, 'message', error)}"
+
+
+def check_usable(styles_dir: Path, styles, refused: dict[str, str]) -> None:
+    if not styles:
+        raise InputError(
+            styles_dir,
+            "no usable style folders (XX/images/, XX/prompt.json) found; set styles_dir"
+            + "".join(f"; {line}" for line in refused.values()),
+        )
+
+
+def check_override_styles(config: dict, folders) -> None:
+    """Every style named under `styles:` is a style folder."""
+    for style in config["styles"]:
+        if style not in folders:
+            raise InputError("config styles", f"{style!r} is not a style folder under {config['styles_dir']}")
+
+
+# What the Jittor engine's LoRA loop (jstyleid/engines/jittor/lora.py) cannot train: refused here,
+# before any job runs, not inside train_lora after the class images were generated.
+JITTOR_REFUSED_LEVERS = dict(
+    lora_text_encoder=("a text-encoder LoRA", lambda value: bool(value)),
+    class_prompt=("prior preservation", lambda value: bool(value)),
+    gradient_accumulation_steps=("gradient accumulation", lambda value: value != 1),
+)
+
+
+def check_engine_levers(config: dict, styles) -> None:
+    """Refuse the training levers the configured engine cannot train, naming the key and the style."""
+    if config["engine"] != "jittor":
+        return
+    for style in styles:
+        if setting(config, style, "content_dir"):
+            continue  # the style brings its content: no LoRA is trained
+        for key, (lever, is_set) in JITTOR_REFUSED_LEVERS.items():
+            if is_set(setting(config, style, key)):
+                raise InputError(f"config {key} (style {style})",
+                                 f"the Jittor engine cannot train {lever}; use engine: torch")
+
+
+def setting(config: dict, style: str, key: str):
+    """A setting for one style: its override under `styles:` if any, else the global value."""
+    return config["styles"].get(style, {}).get(key, config[key])
+
+
+def builtin_preset(config: dict) -> str | None:
+    """The preset of `model: builtin:<preset>`; None for a folder or a hub id."""
+    return config["model"].removeprefix(BUILTIN_PREFIX) if config["model"].startswith(BUILTIN_PREFIX) else None
+
+
+def files_in(folder, names, suffix) -> list[str]:
+    """folder/name+suffix for each name."""
+    return [f"{folder}/{name}{suffix}" for name in names]
+
+
+def find_image(folder: Path, name: str) -> Path:
+    found = [folder / f"{name}{s}" for s in sorted(IMAGE_SUFFIXES) if (folder / f"{name}{s}").is_file()]
+    return found[0] if found else folder / f"{name}.png"  # a missing file Snakemake will name
+
+
+def layers_flag(layers) -> str:
+    """inject's --layers option for a `layers` setting; none for the spec's six (today's command)."""
+    layers = resolve_layers(layers)
+    return "" if layers == LAYER_PRESETS["spec6"] else "--layers " + " ".join(layers)
+
+
+def refs_mode_flag(mode: str) -> str:
+    return "" if mode == "pool" else f"--refs-mode {mode}"
+
+
+def class_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One workflow run: the config, the usable styles and the rules whose paths the functions name."""
+
+    config: dict
+    styles: list[str]
+    rules: Any
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def styles_dir(self) -> Path:
+        return Path(self.config["styles_dir"])
+
+    @property
+    def model(self) -> str:
+        """The model every stage loads: a preset built by make_model, a local diffusers folder or a hub id."""
+        preset = builtin_preset(self.config)
+        return self.rules.make_model.output[0].format(preset=preset) if preset else self.config["model"]
+
+    def model_input(self) -> list[str]:
+        """The model as a job input when it is a folder, so the jobs wait for (and rerun after) its
+        build; a hub id in the local cache is not a file Snakemake could track."""
+        return [self.model] if builtin_preset(self.config) or Path(self.model).exists() else []
+
+    def setting(self, style, key):
+        return setting(self.config, style, key)
+
+    def prompts(self, style) -> dict[str, str]:
+        """{file name: prompt as written} of the style's prompt.json."""
+        return {safe_filename(p): p for p in read_prompts(self.styles_dir / style / "prompt.json").values()}
+
+    def style_images(self, style) -> list[Path]:
+        return style_images(self.styles_dir / style)
+
+    def style_refs(self, style) -> list[Path]:
+        """The style reference images: all, a named list, or N picked by a seeded (repeatable) draw."""
+        images = self.style_images(style)
+        choice = self.setting(style, "style_refs")
+        if choice == "all":
+            return images
+        if isinstance(choice, int):
+            draw = random.Random(f"{self.setting(style, 'seed')}/{style}")
+            return sorted(draw.sample(images, min(choice, len(images))))
+        by_name = {p.name: p for p in images}
+        unknown = [name for name in choice if name not in by_name]
+        if unknown:
+            raise InputError(f"style_refs of style {style}", f"no such images in {self.styles_dir / style}/images: {unknown}")
+        return [by_name[name] for name in choice]
+
+    def user_content(self, style) -> Path | None:
+        """The user's content folder for the style, or None when the content is generated."""
+        folder = self.setting(style, "content_dir")
+        return Path(folder.format(style=style)) if folder else None
+
+    def generated_folder(self, style) -> str:
+        return self.rules.generate.output[0].format(style=style)
+
+    def content_images(self, style) -> list:
+        """One content image per prompt: generated into results/, or found in the user's folder."""
+        folder = self.user_content(style)
+        if folder is None:
+            return files_in(self.generated_folder(style), self.prompts(style), ".png")
+        return [find_image(folder, name) for name in self.prompts(style)]
+
+    def content_input(self, style) -> list:
+        """What invert_content waits for: the generate job's folder, or the user's images."""
+        return self.content_images(style) if self.user_content(style) else [self.generated_folder(style)]
+
+    def styleid_folder(self, style) -> str:
+        return self.rules.inject.output[0].format(style=style)
+
+    # -- sweeps and layers (rules/inject.smk, rules/invert.smk) --
+
+    def sweep_points(self, style) -> dict[str, dict]:
+        """{label: dict(params, shown)} of the style's `sweep:`, one per combination of its lists (an
+        empty list means the style's own setting). The label names the folder results/XX/sweep/<label>:
+        g{gamma}_t{T}, then the layers and the reference mode when those are swept. `shown`: what the
+        report's column heading says."""
+        sweep = self.setting(style, "sweep")
+        swept = [key for key in SWEEP_KEYS if sweep.get(key)]
+        if not swept:
+            return {}
+        points = {}
+        for values in itertools.product(*(sweep.get(key) or [self.setting(style, key)] for key in SWEEP_KEYS)):
+            params = dict(zip(SWEEP_KEYS, values))
+            shown = dict(gamma=params["gamma"], temperature=params["temperature"])
+            if "layers" in swept:
+                shown["layers"] = layers_label(params["layers"])
+            if "style_refs_mode" in swept:
+                shown["style_refs_mode"] = params["style_refs_mode"]
+            label = "_".join(
+                [f"g{params['gamma']}_t{params['temperature']}"]
+                + [str(shown[key]) for key in ("layers", "style_refs_mode") if key in shown]
+            )
+            points[label] = dict(params=params, shown=shown)
+        return points
+
+    def sweep_settings(self, style) -> list[dict]:
+        """The injections of the style's sweep, each as dict(label, params, wildcards, outputs, shown)."""
+        settings = []
+        for label, point in self.sweep_points(style).items():
+            wildcards = dict(style=style, label=label)
+            outputs = self.rules.inject_sweep.output[0].format(**wildcards)
+            settings.append(dict(label=label, wildcards=wildcards, outputs=outputs, **point))
+        return settings
+
+    def sweep_params(self, style, label) -> dict:
+        """The settings of one sweep injection, found by its folder label."""
+        points = self.sweep_points(style)
+        if label not in points:
+            raise InputError(f"results/{style}/sweep/{label}", f"not a setting of the sweep (labels: {sorted(points)})")
+        return points[label]["params"]
+
+    def recorded_layers(self, style) -> tuple[str, ...]:
+        """The layers the style's caches record: every layer its injections use (its own and its
+        sweep's); the spec's six when those cover them (the caches record all six anyway)."""
+        used = set(resolve_layers(self.setting(style, "layers")))
+        for point in self.sweep_points(style).values():
+            used |= set(resolve_layers(point["params"]["layers"]))
+        return LAYER_PRESETS["spec6"] if used <= set(LAYER_PRESETS["spec6"]) else tuple(sorted(used))
+
+    def recorded_layers_flag(self, style) -> str:
+        """invert's --layers; none for the spec's six (today's command)."""
+        layers = self.recorded_layers(style)
+        return "" if layers == LAYER_PRESETS["spec6"] else "--layers " + " ".join(layers)
+
+    # -- the generate rule's levers (rules/generate.smk): off by default, then no input and no option --
+
+    def init_images(self, style) -> list:
+        """The img2img init images: none (gen_init: noise), the style's images (style_mean: their
+        per-pixel mean starts every prompt), or one per prompt from a folder ({style} = the style)."""
+        init = self.setting(style, "gen_init")
+        if init == "noise":
+            return []
+        if init == "style_mean":
+            return self.style_images(style)
+        return [find_image(Path(init.format(style=style)), name) for name in self.prompts(style)]
+
+    def init_option(self, style) -> str:
+        images = self.init_images(style)
+        if not images:
+            return ""
+        option = "--init-mean" if self.setting(style, "gen_init") == "style_mean" else "--init-image"
+        return f"{option} {shlex.join(map(str, images))} --strength {self.setting(style, 'gen_strength')}"
+
+    def candidate_references(self, style) -> list:
+        """The images candidates are scored against: all of the style's, as the challenge compares."""
+        return self.style_images(style) if self.setting(style, "gen_candidates") > 1 else []
+
+    def candidates_option(self, style) -> str:
+        count, metric = self.setting(style, "gen_candidates"), self.setting(style, "gen_candidates_metric")
+        if count == 1:
+            return ""
+        references = shlex.join(map(str, self.candidate_references(style)))
+        option = f"--candidates {count} --candidates-metric {metric} --references {references}"
+        if metric in CANDIDATE_WEIGHTS:
+            option += f" --metric-weights {shlex.quote(self.config['evaluation'][CANDIDATE_WEIGHTS[metric]])}"
+        return option
+
+    def candidates_entry(self, style) -> dict:
+        """The report manifest's pointer to the style's candidate scores; nothing with one candidate."""
+        if self.setting(style, "gen_candidates") == 1 or self.user_content(style):
+            return {}
+        return dict(candidates=f"{self.generated_folder(style)}/candidates/scores.json")
+
+    # -- LoRA training levers (rules/train_lora.smk) --
+
+    def class_images_settings(self, style) -> dict | None:
+        """What the style's class images (prior preservation) depend on; None when it is off."""
+        prompt = self.setting(style, "class_prompt")
+        if not prompt:
+            return None
+        return dict(
+            model=self.model,
+            engine=self.config["engine"],
+            dtype=self.config["dtype"],
+            prompt=prompt,
+            count=self.setting(style, "num_class_images"),
+            resolution=self.setting(style, "resolution"),
+            seed=self.setting(style, "seed"),
+            steps=self.config["gen_steps"],
+            guidance=self.config["guidance"],
+        )
+
+    def class_image_sets(self) -> dict[str, dict]:
+        """{class key: settings}: one class-image set per distinct settings, shared by the styles asking for it."""
+        return {class_key(s): s for s in map(self.class_images_settings, self.styles) if s}
+
+    def class_images_dir(self, style) -> str | None:
+        settings = self.class_images_settings(style)
+        return f"results/class_images/{class_key(settings)}" if settings else None
+
+    def train_lora_levers(self, style) -> str:
+        """train-lora options of the training levers; empty at their defaults (the command stays as before)."""
+        get = lambda key: self.setting(style, key)  # noqa: E731
+        options = []
+        if get("lr_scheduler") != "constant" or get("lr_warmup_steps"):
+            options += ["--lr-scheduler", get("lr_scheduler"), "--lr-warmup-steps", get("lr_warmup_steps")]
+        if get("gradient_accumulation_steps") != 1:
+            options += ["--gradient-accumulation-steps", get("gradient_accumulation_steps")]
+        if self.class_images_dir(style):
+            options += [
+                "--class-dir",
+                self.class_images_dir(style),
+                "--class-prompt",
+                get("class_prompt"),
+                "--prior-loss-weight",
+                get("prior_loss_weight"),
+            ]
+        if get("lora_text_encoder"):
+            options += [
+                "--text-encoder-lora",
+                "--text-encoder-rank",
+                get("lora_text_encoder_rank"),
+                "--text-encoder-lr",
+                get("lora_text_encoder_lr"),
+            ]
+        if get("validation_every"):
+            prompts = [p.replace("{style}", style) for p in get("validation_prompts")]
+            if not prompts:
+                raise InputError(f"style {style}", "validation_every is set but validation_prompts is empty")
+            options += [
+                "--validation-every",
+                get("validation_every"),
+                "--validation-prompt",
+                *prompts,
+                "--validation-ddim-steps",
+                get("gen_steps"),
+                "--validation-guidance",
+                get("guidance"),
+            ]
+        return " ".join(shlex.quote(str(option)) for option in options)
+
+    def loss_curve(self, style) -> str | None:
+        """The LoRA loss curve PNG of the style; None when its content is the user's (no LoRA)."""
+        return None if self.user_content(style) else self.rules.train_lora.output.loss[1].format(style=style)
+
+    def validation_strips(self, style) -> str | None:
+        """The LoRA folder whose validation/ strips the report shows; None when validation is off."""
+        if self.user_content(style) or not self.setting(style, "validation_every"):
+            return None
+        return str(Path(self.rules.train_lora.output.weights.format(style=style)).parent)
+
+    # -- evaluation and selection (rules/evaluate.smk, rules/report.smk) --
+
+    def selects(self, style) -> bool:
+        """Whether the style submits the setting with the best score (`select` other than none)."""
+        return self.setting(style, "select") != "none"
+
+    def selecting(self) -> bool:
+        return any(self.selects(style) for style in self.styles)
+
+    def evaluating(self) -> bool:
+        return self.config["evaluation"]["enabled"] or self.selecting()
+
+    def clip_r_words(self) -> str:
+        """evaluation.clip_r_words for --clip-r-words: "styles" is styles_dir (its prompts are the list)."""
+        words = self.config["evaluation"]["clip_r_words"]
+        return str(self.styles_dir) if words == "styles" else words
+
+    def all_sweep_outputs(self) -> list[str]:
+        return [p["outputs"] for style in self.styles for p in self.sweep_settings(style)]
+
+    def eval_settings(self, style) -> list[dict]:
+        """[{label, outputs, images}] of the style's picture sets: its content images, the StyleID
+        outputs and one per sweep setting (labelled by its folder name), whatever keys the sweep varies."""
+        names = self.prompts(style)
+        styleid = self.styleid_folder(style)
+        contents = self.content_images(style)
+        sets = [
+            dict(label="content", outputs=str(Path(contents[0]).parent), images=[str(p) for p in contents]),
+            dict(label="styleid", outputs=styleid, images=files_in(styleid, names, ".png")),
+        ]
+        for point in self.sweep_settings(style):
+            folder = point["outputs"]
+            sets.append(dict(label=point["label"], outputs=folder, images=files_in(folder, names, ".png")))
+        return sets
+
+    def eval_manifest(self) -> str:
+        """Every style's references (all its images, as the challenge compares) and picture sets."""
+        styles = [
+            dict(name=style, refs=[str(p) for p in self.style_images(style)], settings=self.eval_settings(style))
+            for style in self.styles
+        ]
+        return json.dumps(dict(styles=styles))
+
+    def selection_inputs(self) -> list[str]:
+        """What the submission waits for when some style selects its setting: the scores and every sweep."""
+        return [self.rules.evaluate.output[0]] + self.all_sweep_outputs() if self.selecting() else []
+
+    def selection_option(self) -> str:
+        """--scores/--select of the submission; empty (the plain submission) when no style selects."""
+        if not self.selecting():
+            return ""
+        metrics = " ".join(self.setting(style, "select") for style in self.styles)
+        return f"--scores {self.rules.evaluate.output[0]} --select {metrics}"
+
+    def report_evaluation(self) -> dict | None:
+        """The report's scores section: scores.json and each style's `select`; None without evaluation."""
+        if not self.evaluating():
+            return None
+        # the report shows null as "the default output"
+        chosen = {style: self.setting(style, "select") if self.selects(style) else None for style in self.styles}
+        return dict(scores=self.rules.evaluate.output[0], select=chosen)
+
+    # -- the report (rules/report.smk) --
+
+    def shown_config(self) -> dict:
+        """The config the report prints: every key that can change a picture, per-style overrides too."""
+        def keep(settings):
+            return {key: value for key, value in settings.items() if key not in UNSHOWN_KEYS}
+
+        overrides = {style: keep(settings) for style, settings in self.config["styles"].items()}
+        return dict(keep(self.config), styles={style: kept for style, kept in overrides.items() if kept})
+
+    def benchmarks(self) -> list[str]:
+        """The benchmark files of every job the report follows, in pipeline order."""
+        rules = self.rules
+        generated = [style for style in self.styles if not self.user_content(style)]
+        preset = builtin_preset(self.config)
+        files = [rules.make_model.benchmark.format(preset=preset)] if preset else []
+        for stage in (rules.train_lora, rules.generate):
+            files += [stage.benchmark.format(style=style) for style in generated]
+        for stage in (rules.invert_style, rules.invert_content, rules.inject):
+            files += [stage.benchmark.format(style=style) for style in self.styles]
+        files += [
+            rules.inject_sweep.benchmark.format(**p["wildcards"]) for style in self.styles for p in self.sweep_settings(style)
+        ]
+        return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if self.evaluating() else [])
+
+    def store_logs(self) -> list[dict]:
+        """The logs of the jobs that use the per-image store: the report counts what each reused."""
+        stages = ("generate", "invert_style", "invert_content", "inject")
+        return [
+            dict(style=style, stage=stage, log=getattr(self.rules, stage).log[0].format(style=style))
+            for style in self.styles
+            for stage in stages
+            if stage != "generate" or not self.user_content(style)
+        ]
+
+    def report_manifest(self) -> str:
+        """What the report shows: per style (contents and outputs paired by prompt file name), the
+        benchmark files, the config that made the pictures and the styles refused at start."""
+        styles = [
+            dict(
+                name=style,
+                prompts=str(self.styles_dir / style / "prompt.json"),
+                refs=[str(p) for p in self.style_refs(style)],
+                contents=[str(p) for p in self.content_images(style)],
+                outputs=self.styleid_folder(style),
+                loss=self.loss_curve(style),
+                validation=self.validation_strips(style),
+                sweep=[dict(p["shown"], outputs=p["outputs"]) for p in self.sweep_settings(style)],
+                **self.candidates_entry(style),
+            )
+            for style in self.styles
+        ]
+        refused = [dict(style=style, stage="check_inputs", error=line) for style, line in self.refused.items()]
+        return json.dumps(
+            dict(
+                styles=styles,
+                benchmarks=self.benchmarks(),
+                config=self.shown_config(),
+                evaluation=self.report_evaluation(),
+                **({"failures": refused} if refused else {}),
+                **({"store_logs": self.store_logs()} if self.config["store"] else {}),
+            )
+        )
+
+    # -- the disk check before any job runs --
+
+    def planned_caches(self):
+        """(role, steps, resolution, recorded layers, missing cache files) of every style: what the inversions will write."""
+        for style in self.styles:
+            steps, resolution = self.setting(style, "inversion_steps"), self.setting(style, "resolution")
+            layers = self.recorded_layers(style)
+            for role, names in (("content", self.prompts(style)), ("style", [p.stem for p in self.style_refs(style)])):
+                folder = f"results/{style}/cache/{role}"
+                yield role, steps, resolution, layers, [f for f in files_in(folder, names, ".h5") if not Path(f).exists()]
