@@ -228,10 +228,9 @@ def benchmarks():
     return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if evaluating() else [])
 
 
-def report_manifest(wildcards):
+def report_manifest():
     """What the report shows: per style (contents and outputs paired by prompt file name), the
-    benchmark files, the config and the styles refused at start. A function of wildcards only, so that Snakemake's params
-    trigger reruns the report when any of it changes."""
+    benchmark files, the config and the styles refused at start (rules/manifests.smk writes it)."""
     styles = [
         dict(
             name=style,
@@ -247,15 +246,13 @@ def report_manifest(wildcards):
         for style in STYLES
     ]
     refused = [dict(style=style, stage="check_inputs", error=line) for style, line in REFUSED.items()]
-    return json.dumps(
-        dict(
-            styles=styles,
-            benchmarks=benchmarks(),
-            config=config,
-            evaluation=report_evaluation(),
-            **({"failures": refused} if refused else {}),
-            **({"store_logs": store_logs()} if config["store"] else {}),
-        )
+    return dict(
+        styles=styles,
+        benchmarks=benchmarks(),
+        config=config,
+        evaluation=report_evaluation(),
+        **({"failures": refused} if refused else {}),
+        **({"store_logs": store_logs()} if config["store"] else {}),
     )
 
 
@@ -376,15 +373,13 @@ def eval_settings(style):
     return sets
 
 
-def eval_manifest(wildcards):
+def eval_manifest():
     """Every style's references (all its images, as the challenge compares) and picture sets."""
-    return json.dumps(
-        dict(
-            styles=[
-                dict(name=style, refs=[str(p) for p in style_images(STYLES_DIR / style)], settings=eval_settings(style))
-                for style in STYLES
-            ]
-        )
+    return dict(
+        styles=[
+            dict(name=style, refs=[str(p) for p in style_images(STYLES_DIR / style)], settings=eval_settings(style))
+            for style in STYLES
+        ]
     )
 
 
@@ -395,13 +390,14 @@ def selection_inputs():
     return [rules.evaluate.output[0]] + [p["outputs"] for style in STYLES for p in sweep_settings(style)]
 
 
-def selection_option(wildcards):
-    """--scores/--select of the submission; empty (the plain submission) when no style selects.
-    A function of wildcards only, so that Snakemake's params trigger sees a change of `select`."""
-    if not any(setting(style, "select") for style in STYLES):
-        return ""
-    metrics = " ".join(setting(style, "select") or "none" for style in STYLES)
-    return f"--scores {rules.evaluate.output[0]} --select {metrics}"
+def submission_args():
+    """The submission's prompt files and output folders, one per style, and --scores/--select when
+    some style selects its setting."""
+    args = {"--prompts": [str(STYLES_DIR / style / "prompt.json") for style in STYLES],
+            "--images": expand(rules.inject.output[0], style=STYLES)}
+    if any(setting(style, "select") for style in STYLES):
+        args |= {"--scores": rules.evaluate.output[0], "--select": [setting(style, "select") or "none" for style in STYLES]}
+    return args
 
 
 def report_evaluation():

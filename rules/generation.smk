@@ -14,12 +14,20 @@ def init_images(style):
     return [_find_image(Path(init.format(style=style)), name) for name in prompts(style)]
 
 
-def init_option(style):
+def generate_args(style):
+    """generate's lists: the prompts, one output each, and the levers' images (rules/manifests.smk)."""
+    names = prompts(style)
+    folder = expand(rules.generate.output[0], style=style)[0]
+    return {"--prompt": list(names.values()), "--out": files_in(folder, names, ".png"),
+            **init_args(style), **candidates_args(style)}
+
+
+def init_args(style):
     images = init_images(style)
     if not images:
-        return ""
+        return {}
     option = "--init-mean" if setting(style, "gen_init") == "style_mean" else "--init-image"
-    return f"{option} {shlex.join(map(str, images))} --strength {setting(style, 'gen_strength')}"
+    return {option: [str(p) for p in images], "--strength": setting(style, "gen_strength")}
 
 
 CANDIDATE_WEIGHTS = dict(dino="dino", clip_r="clip")  # the `evaluation:` key naming each metric's weights
@@ -30,14 +38,15 @@ def candidate_references(style):
     return style_images(STYLES_DIR / style) if setting(style, "gen_candidates") > 1 else []
 
 
-def candidates_option(style):
+def candidates_args(style):
     count, metric = setting(style, "gen_candidates"), setting(style, "gen_candidates_metric")
     if count == 1:
-        return ""
-    option = f"--candidates {count} --candidates-metric {metric} --references {shlex.join(map(str, candidate_references(style)))}"
+        return {}
+    args = {"--candidates": count, "--candidates-metric": metric,
+            "--references": [str(p) for p in candidate_references(style)]}
     if metric in CANDIDATE_WEIGHTS:
-        option += f" --metric-weights {shlex.quote(config['evaluation'][CANDIDATE_WEIGHTS[metric]])}"
-    return option
+        args["--metric-weights"] = config["evaluation"][CANDIDATE_WEIGHTS[metric]]
+    return args
 
 
 def candidates_entry(style):

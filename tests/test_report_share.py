@@ -54,7 +54,7 @@ def report(tmp_path):
                     benchmarks=[str(bench)], config={"model": "builtin:tiny"})
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "results/report/index.html"
-    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
+    assert main(["report", "--manifest", str(tmp_path / "manifest.json"), "--out", str(out)]) == 0
     return out
 
 
@@ -127,6 +127,6 @@ def test_a_missing_picture_is_refused_and_no_page_written(report, capsys):
 
     (report.parents[1] / "05/styleid/Tree.png").unlink()
     out = report.parents[1] / "again/index.html"
-    assert main(["report", "--manifest", (report.parents[2] / "manifest.json").read_text(), "--out", str(out)]) == 2
+    assert main(["report", "--manifest", str(report.parents[2] / "manifest.json"), "--out", str(out)]) == 2
     assert "05/styleid/Tree.png: file listed in the report manifest does not exist" in capsys.readouterr().err
     assert not out.exists()

@@ -7,7 +7,7 @@ page shows is a thumbnail written into its img/ folder (`asset()`), and nothing 
 host, so the folder can be copied, zipped or mailed. A click on a thumbnail opens the full-size picture
 where that is beside the report (../XX/..., i.e. the report still sits in its results/ folder).
 
-The manifest (JSON text, written by the workflow's report rule):
+The manifest (a JSON file, written by the workflow's report rule):
     {"styles": [{"name": "01", "prompts": "data/01/prompt.json", "refs": [image, ...],
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
                  "loss": "loss.png" or null, "validation": LoRA folder with validation/strips.json, or null,

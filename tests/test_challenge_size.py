@@ -1,0 +1,70 @@
+"""Issue 17: the workflow at the challenge's own size (B set: 28 styles x 25 prompts x 3 images) with a
+4-setting sweep, evaluation and selection. No command line may grow with the data: Linux refuses one
+argument over 128 KiB, and the lists now travel in the manifest files (rules/manifests.smk)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import write_image
+from test_workflow import copy_workflow, edit_config, snakemake
+
+PROMPTS, IMAGES = 25, 3
+LIMIT = 8 * 1024  # bytes of one shell command; far below Linux's 128 KiB per argument
+CHALLENGE = dict(evaluate=True, select="hist", sweep={"gamma": [0.3, 0.9], "temperature": [1.2, 1.8]})
+
+
+def challenge_layout(workdir, styles: int):
+    """`styles` style folders XX/ of tiny images and 25 prompts each, as the challenge's B set."""
+    for s in range(1, styles + 1):
+        folder = workdir / "challenge" / f"{s:02d}"
+        (folder / "images").mkdir(parents=True)
+        for i in range(IMAGES):
+            write_image(folder / "images" / f"ref_{i}.png", seed=s * 10 + i, size=(16, 16))
+        prompts = {str(p): f"A long challenge prompt number {p} of style {s}, a quiet scene" for p in range(PROMPTS)}
+        (folder / "prompt.json").write_text(json.dumps(prompts))
+    edit_config(workdir, styles_dir="challenge", **CHALLENGE)
+    return workdir
+
+
+def shell_commands(workdir):
+    lines = snakemake(workdir, "-n", "-p", timeout=600).stdout.splitlines()
+    return [line.removeprefix("Shell command: ") for line in lines if line.startswith("Shell command: jstyleid")]
+
+
+def longest_per_stage(commands):
+    longest = {}
+    for command in commands:
+        stage = command.split()[1]
+        longest[stage] = max(longest.get(stage, 0), len(command))
+    return longest
+
+
+@pytest.fixture(scope="module")
+def challenge(tmp_path_factory):
+    return challenge_layout(copy_workflow(tmp_path_factory.mktemp("b-set") / "wf"), 28)
+
+
+def test_no_command_grows_with_styles_prompts_or_settings(challenge, tmp_path):
+    small = challenge_layout(copy_workflow(tmp_path / "wf"), 3)
+    big, few = shell_commands(challenge), shell_commands(small)
+    assert len(big) == 1 + 28 * 9 + 3  # make-model; per style train, generate, 2 inversions, inject, 4 sweeps
+    assert max(map(len, big)) < LIMIT
+    assert longest_per_stage(big) == longest_per_stage(few)  # the longest command of each stage: the same at 3 and 28 styles
+
+
+def test_the_manifests_hold_every_style_prompt_and_setting(challenge):
+    snakemake(challenge, "--cores", "1", "--until", "manifest", timeout=900)
+    manifests = challenge / "results/manifests"
+    evaluation = json.loads((manifests / "evaluate/all.json").read_text())["styles"]
+    assert len(evaluation) == 28
+    assert all(len(style["refs"]) == IMAGES and len(style["settings"]) == 6 for style in evaluation)  # content, styleid, 4
+    assert all(len(s["images"]) == PROMPTS for style in evaluation for s in style["settings"])
+    submission = json.loads((manifests / "submission/all.json").read_text())
+    assert len(submission["--prompts"]) == len(submission["--images"]) == len(submission["--select"]) == 28
+    sweep = json.loads((manifests / "inject_sweep/28/g0.9_t1.8.json").read_text())
+    assert len(sweep["--content"]) == PROMPTS and sweep["--out"][0].startswith("results/28/sweep/g0.9_t1.8/")
+    report = json.loads((manifests / "report/all.json").read_text())
+    assert len(report["styles"]) == 28 and all(len(style["sweep"]) == 4 for style in report["styles"])
