@@ -55,6 +55,8 @@ rule manifest:
     wildcard_constraints:
         stage="|".join(MANIFESTS),
         name=".+",
+    resources:
+        **LIGHT_JOB,
     params:
         text=lambda w: json.dumps(MANIFESTS[w.stage](w.name), ensure_ascii=False),
     template_engine:
