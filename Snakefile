@@ -10,6 +10,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/manifest_lists.smk"
 include: "rules/manifests.smk"
 include: "rules/model.smk"
 include: "rules/dreambooth.smk"

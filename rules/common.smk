@@ -393,10 +393,15 @@ def selection_inputs():
 def submission_args():
     """The submission's prompt files and output folders, one per style, and --scores/--select when
     some style selects its setting."""
-    args = {"--prompts": [str(STYLES_DIR / style / "prompt.json") for style in STYLES],
-            "--images": expand(rules.inject.output[0], style=STYLES)}
+    args = {
+        "--prompts": [str(STYLES_DIR / style / "prompt.json") for style in STYLES],
+        "--images": expand(rules.inject.output[0], style=STYLES),
+    }
     if any(setting(style, "select") for style in STYLES):
-        args |= {"--scores": rules.evaluate.output[0], "--select": [setting(style, "select") or "none" for style in STYLES]}
+        args |= {
+            "--scores": rules.evaluate.output[0],
+            "--select": [setting(style, "select") or "none" for style in STYLES],
+        }
     return args
 
 

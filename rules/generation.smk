@@ -18,8 +18,12 @@ def generate_args(style):
     """generate's lists: the prompts, one output each, and the levers' images (rules/manifests.smk)."""
     names = prompts(style)
     folder = expand(rules.generate.output[0], style=style)[0]
-    return {"--prompt": list(names.values()), "--out": files_in(folder, names, ".png"),
-            **init_args(style), **candidates_args(style)}
+    return {
+        "--prompt": list(names.values()),
+        "--out": files_in(folder, names, ".png"),
+        **init_args(style),
+        **candidates_args(style),
+    }
 
 
 def init_args(style):
@@ -42,8 +46,11 @@ def candidates_args(style):
     count, metric = setting(style, "gen_candidates"), setting(style, "gen_candidates_metric")
     if count == 1:
         return {}
-    args = {"--candidates": count, "--candidates-metric": metric,
-            "--references": [str(p) for p in candidate_references(style)]}
+    args = {
+        "--candidates": count,
+        "--candidates-metric": metric,
+        "--references": [str(p) for p in candidate_references(style)],
+    }
     if metric in CANDIDATE_WEIGHTS:
         args["--metric-weights"] = config["evaluation"][CANDIDATE_WEIGHTS[metric]]
     return args

@@ -2,6 +2,8 @@
 of what failed (the disk check before any job runs is in common.smk)."""
 
 from jstyleid.reporting import outcome
+
+
 localrules:
     check_inputs,
 

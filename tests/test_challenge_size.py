@@ -5,6 +5,7 @@ argument over 128 KiB, and the lists now travel in the manifest files (rules/man
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -68,3 +69,37 @@ def test_the_manifests_hold_every_style_prompt_and_setting(challenge):
     assert len(sweep["--content"]) == PROMPTS and sweep["--out"][0].startswith("results/28/sweep/g0.9_t1.8/")
     report = json.loads((manifests / "report/all.json").read_text())
     assert len(report["styles"]) == 28 and all(len(style["sweep"]) == 4 for style in report["styles"])
+
+
+def test_the_report_at_challenge_size_is_an_index_and_a_page_per_style(tmp_path):
+    from jstyleid.cli import main
+
+    settings = ["styleid"] + [f"g{g}_t{t}" for g in (0.3, 0.9) for t in (1.2, 1.8)]
+    styles = []
+    for s in range(1, 29):
+        name, root = f"{s:02d}", tmp_path / f"{s:02d}"
+        prompts = {str(p): f"A long challenge prompt number {p} of style {s}" for p in range(PROMPTS)}
+        (root / "content").mkdir(parents=True)
+        (root / "prompt.json").write_text(json.dumps(prompts))
+        refs = [str(write_image(root / f"ref_{i}.png", seed=i, size=(16, 16))) for i in range(IMAGES)]
+        contents = [str(write_image(root / "content" / f"{prompt}.png", seed=1, size=(16, 16)))
+                    for prompt in prompts.values()]
+        for label in settings:
+            (root / label).mkdir()
+            for prompt in prompts.values():
+                write_image(root / label / f"{prompt}.png", seed=2, size=(16, 16))
+        styles.append(dict(name=name, prompts=str(root / "prompt.json"), refs=refs, contents=contents,
+                           outputs=str(root / "styleid"), loss=None,
+                           sweep=[dict(gamma=0.3, temperature=1.2, outputs=str(root / label)) for label in settings[1:]]))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(dict(styles=styles, benchmarks=[], config={"model": "builtin:tiny"})))
+    index = tmp_path / "report/index.html"
+    assert main(["report", "--manifest", str(manifest), "--out", str(index)]) == 0
+    pages = sorted(index.parent.glob("style-*.html"))
+    assert [p.name for p in pages] == [f"style-{s:02d}.html" for s in range(1, 29)]
+    assert index.stat().st_size < 1024 * 1024
+    for page in [index, *pages]:
+        images = re.findall(r"<img [^>]*>", page.read_text())
+        assert images and all('loading="lazy"' in img for img in images)
+    # references; per prompt content and output; the sweep grid: per prompt content and 4 settings
+    assert len(re.findall(r"<img ", pages[-1].read_text())) == IMAGES + PROMPTS * 2 + PROMPTS * (1 + 4)
