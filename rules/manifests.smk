@@ -16,6 +16,7 @@ rule manifest:
     resources:
         **LIGHT_JOB,
     params:
-        text=lambda w: json.dumps(MANIFESTS[w.stage](w.name), ensure_ascii=False),
+        # ASCII JSON: Snakemake writes the file in the locale's encoding
+        text=lambda w: json.dumps(MANIFESTS[w.stage](w.name)),
     template_engine:
         "jinja2"
