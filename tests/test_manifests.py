@@ -12,9 +12,9 @@ from jstyleid.cli import expand_args_files, main
 
 def test_an_args_file_stands_for_its_options_where_it_is_given(tmp_path):
     args = tmp_path / "inject.json"
-    args.write_text(json.dumps({"--content": ["a b.h5", "c.h5"], "--gamma": 0.5}))
+    args.write_text(json.dumps({"--content": ["a b.h5", "Café.h5"], "--gamma": 0.5}))  # as the workflow: ASCII JSON
     assert expand_args_files(["inject", "--model", "m", "--args-file", str(args), "--out", "x.png"]) == [
-        "inject", "--model", "m", "--content", "a b.h5", "c.h5", "--gamma", "0.5", "--out", "x.png"]
+        "inject", "--model", "m", "--content", "a b.h5", "Café.h5", "--gamma", "0.5", "--out", "x.png"]
 
 
 @pytest.mark.parametrize("text, problem", [
