@@ -2,12 +2,16 @@
 line grows with the data: Linux refuses any one argument over 128 KiB. The stages read
 `--args-file FILE` ({"--option": [values]}, jstyleid/cli.py) or, for report and evaluate, `--manifest FILE`."""
 
+import os
+
 
 rule manifest:
     """results/manifests/<stage>/<job>.json from a params function (Snakemake's params trigger
     rewrites it when the lists change, and its new time reruns the job that reads it)."""
     input:
-        workflow.source_path("manifest.j2"),
+        # relative to the working directory: source_path()'s copy sits in a per-run cache and an absolute
+        # path changes with a copied tree; either would make every manifest (and all after it) rerun
+        os.path.relpath(Path(workflow.current_basedir.get_path_or_uri(secret_free=True), "manifest.j2")),
     output:
         "results/manifests/{stage}/{name}.json",
     wildcard_constraints:
