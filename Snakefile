@@ -12,6 +12,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/manifests.smk"
 include: "rules/make_model.smk"
 include: "rules/train_lora.smk"
 include: "rules/generate.smk"

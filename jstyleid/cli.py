@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import pkgutil
 import sys
@@ -15,6 +16,7 @@ import sys
 from . import __version__
 from .errors import DiskFull, InputError
 
+ARGS_FILE = "--args-file"
 
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line (exit status 2), as every other refusal is."""
@@ -42,7 +44,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expand_args_files(argv: list[str]) -> list[str]:
+    """`--args-file FILE` replaced by the options FILE holds, a JSON object {"--option": value or
+    [values]}: the workflow's lists of images, prompts and outputs travel in a file, since Linux caps
+    one command-line argument at 128 KiB and the whole line at a few MiB."""
+    expanded = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg != ARGS_FILE:
+            expanded.append(arg)
+            continue
+        path = next(rest, None)
+        if path is None:
+            raise InputError(ARGS_FILE, "needs a file")
+        try:
+            with open(path, encoding="utf-8") as file:
+                options = json.load(file)
+            if not isinstance(options, dict) or not all(str(key).startswith("--") for key in options):
+                raise ValueError('not a JSON object of {"--option": value or [values]}')
+        except (OSError, ValueError) as err:
+            raise InputError(path, f"not a readable arguments file ({err})") from None
+        for option, value in options.items():
+            expanded += [option, *map(str, value if isinstance(value, list) else [value])]
+    return expanded
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        argv = expand_args_files(sys.argv[1:] if argv is None else argv)
+    except InputError as err:
+        print(f"jstyleid: error: {err}", file=sys.stderr)
+        return 2
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # a usage error (2) or --help/--version (0): an exit status like any other

@@ -263,26 +263,26 @@ class Plan:
             return self.style_images(style)
         return [find_image(Path(init.format(style=style)), name) for name in self.prompts(style)]
 
-    def init_option(self, style) -> str:
+    def init_args(self, style) -> dict:
         images = self.init_images(style)
         if not images:
-            return ""
+            return {}
         option = "--init-mean" if self.setting(style, "gen_init") == "style_mean" else "--init-image"
-        return f"{option} {shlex.join(map(str, images))} --strength {self.setting(style, 'gen_strength')}"
+        return {option: [str(p) for p in images], "--strength": self.setting(style, "gen_strength")}
 
     def candidate_references(self, style) -> list:
         """The images candidates are scored against: all of the style's, as the challenge compares."""
         return self.style_images(style) if self.setting(style, "gen_candidates") > 1 else []
 
-    def candidates_option(self, style) -> str:
+    def candidates_args(self, style) -> dict:
         count, metric = self.setting(style, "gen_candidates"), self.setting(style, "gen_candidates_metric")
         if count == 1:
-            return ""
-        references = shlex.join(map(str, self.candidate_references(style)))
-        option = f"--candidates {count} --candidates-metric {metric} --references {references}"
+            return {}
+        args = {"--candidates": count, "--candidates-metric": metric,
+                "--references": [str(p) for p in self.candidate_references(style)]}
         if metric in CANDIDATE_WEIGHTS:
-            option += f" --metric-weights {shlex.quote(self.config['evaluation'][CANDIDATE_WEIGHTS[metric]])}"
-        return option
+            args["--metric-weights"] = self.config["evaluation"][CANDIDATE_WEIGHTS[metric]]
+        return args
 
     def candidates_entry(self, style) -> dict:
         """The report manifest's pointer to the style's candidate scores; nothing with one candidate."""
@@ -403,24 +403,24 @@ class Plan:
             sets.append(dict(label=point["label"], outputs=folder, images=files_in(folder, names, ".png")))
         return sets
 
-    def eval_manifest(self) -> str:
+    def eval_manifest(self) -> dict:
         """Every style's references (all its images, as the challenge compares) and picture sets."""
         styles = [
             dict(name=style, refs=[str(p) for p in self.style_images(style)], settings=self.eval_settings(style))
             for style in self.styles
         ]
-        return json.dumps(dict(styles=styles))
+        return dict(styles=styles)
 
     def selection_inputs(self) -> list[str]:
         """What the submission waits for when some style selects its setting: the scores and every sweep."""
         return [self.rules.evaluate.output[0]] + self.all_sweep_outputs() if self.selecting() else []
 
-    def selection_option(self) -> str:
-        """--scores/--select of the submission; empty (the plain submission) when no style selects."""
+    def selection_args(self) -> dict:
+        """--scores/--select of the submission; none (the plain submission) when no style selects."""
         if not self.selecting():
-            return ""
-        metrics = " ".join(self.setting(style, "select") for style in self.styles)
-        return f"--scores {self.rules.evaluate.output[0]} --select {metrics}"
+            return {}
+        return {"--scores": self.rules.evaluate.output[0],
+                "--select": [self.setting(style, "select") for style in self.styles]}
 
     def report_evaluation(self) -> dict | None:
         """The report's scores section: scores.json and each style's `select`; None without evaluation."""
@@ -465,7 +465,7 @@ class Plan:
             if stage != "generate" or not self.user_content(style)
         ]
 
-    def report_manifest(self) -> str:
+    def report_manifest(self) -> dict:
         """What the report shows: per style (contents and outputs paired by prompt file name), the
         benchmark files, the config that made the pictures and the styles refused at start."""
         styles = [
@@ -483,16 +483,61 @@ class Plan:
             for style in self.styles
         ]
         refused = [dict(style=style, stage="check_inputs", error=line) for style, line in self.refused.items()]
-        return json.dumps(
-            dict(
-                styles=styles,
-                benchmarks=self.benchmarks(),
-                config=self.shown_config(),
-                evaluation=self.report_evaluation(),
-                **({"failures": refused} if refused else {}),
-                **({"store_logs": self.store_logs()} if self.config["store"] else {}),
-            )
+        return dict(
+            styles=styles,
+            benchmarks=self.benchmarks(),
+            config=self.shown_config(),
+            evaluation=self.report_evaluation(),
+            **({"failures": refused} if refused else {}),
+            **({"store_logs": self.store_logs()} if self.config["store"] else {}),
         )
+
+    # -- the manifests: each job's lists in a file (rules/manifests.smk), as no command line may grow with the data --
+
+    def manifest(self, stage: str, name: str) -> dict:
+        """What the manifest file of job `name` (a style, style/label or "all") of `stage` holds:
+        report and evaluate read it as --manifest, the others as --args-file ({"--option": values})."""
+        if stage in ("report", "evaluate", "submission"):
+            return {"report": self.report_manifest, "evaluate": self.eval_manifest,
+                    "submission": self.submission_args}[stage]()
+        if stage == "generate":
+            return self.generate_args(name)
+        if stage in ("invert_style", "invert_content"):
+            return self.invert_args(stage.removeprefix("invert_"), name)
+        if stage == "inject":
+            return self.inject_args(name, self.styleid_folder(name))
+        if stage == "inject_sweep":
+            style, label = name.split("/", 1)
+            return self.inject_args(style, self.rules.inject_sweep.output[0].format(style=style, label=label))
+        raise ValueError(f"no manifest for stage {stage!r}")
+
+    def generate_args(self, style) -> dict:
+        """generate's prompts, one output each, and the levers' images."""
+        names = self.prompts(style)
+        return {"--prompt": list(names.values()), "--out": files_in(self.generated_folder(style), names, ".png"),
+                **self.init_args(style), **self.candidates_args(style)}
+
+    def invert_args(self, role, style) -> dict:
+        """invert's images and caches: the chosen style references, or one content image per prompt."""
+        if role == "style":
+            images, names = self.style_refs(style), [p.stem for p in self.style_refs(style)]
+        else:
+            images, names = self.content_images(style), self.prompts(style)
+        folder = getattr(self.rules, f"invert_{role}").output[0].format(style=style)
+        return {"--images": [str(p) for p in images], "--out": files_in(folder, names, ".h5")}
+
+    def inject_args(self, style, folder) -> dict:
+        """inject's caches of the style and one output per prompt in `folder`."""
+        contents = self.rules.invert_content.output[0].format(style=style)
+        refs = self.rules.invert_style.output[0].format(style=style)
+        return {"--content-caches": files_in(contents, self.prompts(style), ".h5"),
+                "--style-caches": files_in(refs, [p.stem for p in self.style_refs(style)], ".h5"),
+                "--out": files_in(folder, self.prompts(style), ".png")}
+
+    def submission_args(self) -> dict:
+        """The submission's prompt files and image folders, one per style, and the selection."""
+        return {"--prompts": [str(self.styles_dir / style / "prompt.json") for style in self.styles],
+                "--image-dirs": [self.styleid_folder(style) for style in self.styles], **self.selection_args()}
 
     # -- the disk check before any job runs --
 

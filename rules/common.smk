@@ -110,9 +110,7 @@ content_input = PLAN.content_input
 sweep_settings = PLAN.sweep_settings
 recorded_layers_flag = PLAN.recorded_layers_flag
 init_images = PLAN.init_images
-init_option = PLAN.init_option
 candidate_references = PLAN.candidate_references
-candidates_option = PLAN.candidates_option
 class_images_dir = PLAN.class_images_dir
 train_lora_levers = PLAN.train_lora_levers
 loss_curve = PLAN.loss_curve
@@ -121,10 +119,12 @@ evaluating = PLAN.evaluating
 selection_inputs = PLAN.selection_inputs
 clip_r_words = PLAN.clip_r_words
 files_in, layers_flag, refs_mode_flag = wf.files_in, wf.layers_flag, wf.refs_mode_flag
-# A function of wildcards only, so that Snakemake's params trigger reruns the job when its text changes.
-eval_manifest = lambda w: PLAN.eval_manifest()
-report_manifest = lambda w: PLAN.report_manifest()
-selection_option = lambda w: PLAN.selection_option()
+MANIFEST_STAGES = ("report", "evaluate", "submission", "generate", "invert_style", "invert_content", "inject", "inject_sweep")
+
+
+def manifest(stage, name="all"):
+    """The manifest file of one job: its lists, written by rules/manifests.smk."""
+    return f"results/manifests/{stage}/{name}.json"
 
 
 # Not for --unlock: recovering from a killed driver must work on a full disk too.

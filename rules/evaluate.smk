@@ -10,6 +10,7 @@ rule evaluate:
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
         sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
+        manifest=manifest("evaluate"),
     output:
         report("results/eval/scores.json", caption="../report/scores.rst", category="Scores"),
     log:
@@ -20,7 +21,6 @@ rule evaluate:
     resources:
         **MODEL_JOB,
     params:
-        manifest=eval_manifest,
         parts=config["evaluation"]["parts"],
         dino=config["evaluation"]["dino"],
         clip=config["evaluation"]["clip"],
@@ -30,7 +30,7 @@ rule evaluate:
         words=clip_r_words(),
         device=config["device"],
     shell:
-        "jstyleid evaluate --manifest {params.manifest:q} --out {output:q} --parts {params.parts}"
+        "jstyleid evaluate --manifest {input.manifest:q} --out {output:q} --parts {params.parts}"
         " --dino {params.dino:q} --clip {params.clip:q} --clip-iqa {params.clip_iqa:q}"
         " --clip-iqa-scaling {params.scaling} --torch-hub={params.torch_hub:q} --clip-r-words={params.words:q}"
         " --device {params.device} 2> {log:q}"

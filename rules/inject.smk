@@ -4,6 +4,7 @@ rule inject:
         model=model_input,
         content=rules.invert_content.output[0],
         style=rules.invert_style.output[0],
+        args=lambda w: manifest("inject", w.style),
     output:
         shown(
             directory("results/{style}/styleid"),
@@ -22,9 +23,6 @@ rule inject:
     params:
         model=model_param,
         engine=ENGINE,
-        contents=lambda w, input: files_in(input.content, prompts(w.style), ".h5"),
-        styles=lambda w, input: files_in(input.style, [p.stem for p in style_refs(w.style)], ".h5"),
-        outs=lambda w, output: files_in(output[0], prompts(w.style), ".png"),
         gamma=per_style("gamma"),
         temperature=per_style("temperature"),
         no_adain=lambda w: "" if setting(w.style, "adain") else "--no-adain",
@@ -34,14 +32,19 @@ rule inject:
         refs_mode=lambda w: refs_mode_flag(setting(w.style, "style_refs_mode")),
         batch_size=config["batch_size"],
     shell:
-        "jstyleid inject --model {params.model:q} --content-caches {params.contents:q} --style-caches {params.styles:q}"
-        " --out {params.outs:q} --gamma {params.gamma} --temperature {params.temperature}"
+        "jstyleid inject --model {params.model:q}"
+        " --gamma {params.gamma} --temperature {params.temperature}"
         " --expect-ddim-steps {params.steps} --expect-resolution {params.resolution}"
         " --batch-size {params.batch_size}{STORE} {params.no_adain} {params.layers} {params.refs_mode}"
-        " {params.engine} 2> {log:q}"
+        " {params.engine} --args-file {input.args:q} 2> {log:q}"
 
 
 use rule inject as inject_sweep with:
+    input:
+        model=model_input,
+        content=rules.invert_content.output[0],
+        style=rules.invert_style.output[0],
+        args=lambda w: manifest("inject_sweep", f"{w.style}/{w.label}"),
     output:
         shown(
             directory("results/{style}/sweep/{label}"),

@@ -3,6 +3,7 @@ rule invert_style:
     input:
         model=model_input,
         images=lambda w: style_refs(w.style),
+        args=lambda w: manifest("invert_style", w.style),
     output:
         directory("results/{style}/cache/style"),
     log:
@@ -16,24 +17,23 @@ rule invert_style:
         model=model_param,
         engine=ENGINE,
         role="style",
-        images=lambda w: style_refs(w.style),
-        outs=lambda w, output: files_in(output[0], [p.stem for p in style_refs(w.style)], ".h5"),
         steps=per_style("inversion_steps"),
         resolution=per_style("resolution"),
         features=config["features"],
         layers=lambda w: "" if config["features"] == "recompute" else recorded_layers_flag(w.style),
         batch_size=config["batch_size"],
     shell:
-        "jstyleid invert --model {params.model:q} --role {params.role} --images {params.images:q}"
-        " --out {params.outs:q} --ddim-steps {params.steps} --resolution {params.resolution}"
+        "jstyleid invert --model {params.model:q} --role {params.role}"
+        " --ddim-steps {params.steps} --resolution {params.resolution}"
         " --batch-size {params.batch_size}{STORE} --features {params.features} {params.layers} {params.engine}"
-        " 2> {log:q}"
+        " --args-file {input.args:q} 2> {log:q}"
 
 
 use rule invert_style as invert_content with:
     input:
         model=model_input,
         images=lambda w: content_input(w.style),
+        args=lambda w: manifest("invert_content", w.style),
     output:
         directory("results/{style}/cache/content"),
     log:
@@ -42,5 +42,3 @@ use rule invert_style as invert_content with:
         "results/benchmarks/invert_content/{style}.tsv"
     params:
         role="content",
-        images=lambda w: content_images(w.style),
-        outs=lambda w, output: files_in(output[0], prompts(w.style), ".h5"),

@@ -10,6 +10,7 @@ rule submission:
         prompts=expand(STYLES_DIR / "{style}/prompt.json", style=STYLES),
         images=expand(rules.inject.output[0], style=STYLES),
         candidates=selection_inputs(),
+        args=manifest("submission"),
     output:
         directory("results/submission"),
     log:
@@ -19,11 +20,8 @@ rule submission:
     threads: 1
     resources:
         **LIGHT_JOB,
-    params:
-        selection=selection_option,
     shell:
-        "jstyleid submission --prompts {input.prompts:q} --image-dirs {input.images:q} --out-dir {output:q}"
-        " {params.selection} 2> {log:q}"
+        "jstyleid submission --out-dir {output:q} --args-file {input.args:q} 2> {log:q}"
 
 
 rule report:
@@ -37,6 +35,7 @@ rule report:
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
         scores=rules.evaluate.output if evaluating() else [],
+        manifest=manifest("report"),
     output:
         report(
             directory("results/report"),
@@ -52,7 +51,6 @@ rule report:
     resources:
         **LIGHT_JOB,
     params:
-        manifest=report_manifest,
         index=lambda w, output: f"{output[0]}/index.html",
     shell:
-        "jstyleid report --manifest {params.manifest:q} --out {params.index:q} 2> {log:q}"
+        "jstyleid report --manifest {input.manifest:q} --out {params.index:q} 2> {log:q}"

@@ -23,6 +23,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--virtual-time-budget=10000", "--dump-dom"]
 PROBE = """<script>
 window.addEventListener("load", async () => {
+  // the report's thumbnails load lazily: make each load now, as scrolling to it would
+  await Promise.all([...document.images].map(img => { img.loading = "eager"; return img.decode().catch(() => null); }));
   const images = [...document.images].map(img => ({src: img.getAttribute("src"), width: img.naturalWidth}));
   const links = [...document.querySelectorAll("a[data-full]")];
   const full = await Promise.all(links.map(link => fullSize(link)));

@@ -89,8 +89,9 @@ def test_report_shows_every_candidate_small_and_the_kept_one_outlined(tmp_path):
                                  candidates=str(content / "candidates/scores.json"))],
                     benchmarks=[], config={})
     page = tmp_path / "results/report/index.html"
-    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(page)]) == 0
-    html = page.read_text()
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", "--manifest", str(tmp_path / "manifest.json"), "--out", str(page)]) == 0
+    html = page.with_name("style-05.html").read_text()
     assert "<h3>Candidates</h3>" in html and html.count('class="small"') == 4
     kept = [part.split('data-full="')[1].split('"')[0] for part in html.split('<figure class="candidate kept">')[1:]]
     assert kept == ["../05/content/candidates/1/Ring.png", "../05/content/candidates/0/Tree.png"]

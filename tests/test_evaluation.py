@@ -371,7 +371,8 @@ def test_evaluate_cli_reports_every_part_and_the_final_score(torch_home, two_sty
                    settings=[dict(label="styleid", outputs=str(gen[0].parent), images=[str(g) for g in gen])])
               for s, (gen, refs) in enumerate(two_styles)]
     out = tmp_path / "scores.json"
-    assert main(["evaluate", "--manifest", json.dumps(dict(styles=styles)), "--out", str(out), "--device", "cpu",
+    (tmp_path / "manifest.json").write_text(json.dumps(dict(styles=styles)))
+    assert main(["evaluate", "--manifest", str(tmp_path / "manifest.json"), "--out", str(out), "--device", "cpu",
                  "--dino", torch_home["dino"], "--clip", torch_home["clip"], "--clip-iqa", torch_home["clip"]]) == 0
     scores = json.loads(out.read_text())
     assert all(scores["metrics"][p]["status"] == "ok" for p in PARTS)

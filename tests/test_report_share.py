@@ -54,7 +54,7 @@ def report(tmp_path):
                     benchmarks=[str(bench)], config={"model": "builtin:tiny"})
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "results/report/index.html"
-    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
+    assert main(["report", "--manifest", str(tmp_path / "manifest.json"), "--out", str(out)]) == 0
     return out
 
 
@@ -62,15 +62,20 @@ def sources(page: str) -> list[str]:
     return [unquote(src) for src in re.findall(r'<img [^>]*src="([^"]+)"', page)]
 
 
+def style_page(report):
+    return report.with_name("style-05.html")
+
+
 def test_report_shows_only_pictures_inside_its_folder(report):
-    page = report.read_text()
-    srcs = sources(page)
+    index, page = report.read_text(), style_page(report).read_text()
     # 2 references, per prompt: content, output, sweep's content and output; the loss curve
-    assert len(srcs) == 2 + 2 * 4 + 1
-    for src in srcs:
+    assert len(sources(page)) == 2 + 2 * 4 + 1
+    assert len(sources(index)) == 2  # the style's strip: its outputs
+    for src in sources(index) + sources(page):
         assert src.startswith("img/") and (report.parent / src).is_file(), src
-    assert "http" not in page and "Red apple &lt;b&gt;" in page
-    assert "<td>inject</td><td class=num>1</td><td class=num>12.5</td>" in page
+    assert "http" not in index + page and "Red apple &lt;b&gt;" in page
+    assert '<a href="style-05.html">Style 05</a>' in index and '<a href="index.html">All styles</a>' in page
+    assert "<td>inject</td><td class=num>1</td><td class=num>12.5</td>" in index
 
 
 def test_thumbnails_are_small_and_exact_where_the_source_is_small(report):
@@ -87,7 +92,7 @@ def test_thumbnails_are_small_and_exact_where_the_source_is_small(report):
 
 
 def test_full_size_links_lead_to_the_sources_in_place(report):
-    links = [unquote(href) for href in re.findall(r'<a data-full="([^"]+)"', report.read_text())]
+    links = [unquote(href) for href in re.findall(r'<a data-full="([^"]+)"', style_page(report).read_text())]
     assert len(links) == 2 + 2 * 4
     assert all(link.startswith("../") and (report.parent / link).is_file() for link in links)
 
@@ -111,14 +116,17 @@ def test_asset_refuses_a_file_that_is_not_an_image(tmp_path):
 
 
 def test_every_picture_loads_in_chromium_in_place_and_copied(report, tmp_path):
-    shown = probe_page(report)
-    assert len(shown["images"]) == 11 and all(img["width"] > 0 for img in shown["images"]), shown["images"]
-    assert len(shown["full"]) == 10 and all(shown["full"])  # full-size pictures beside the report
+    counts = {"index.html": (2, 2), "style-05.html": (11, 10)}  # pictures, full-size links per page
+    for name, (pictures, links) in counts.items():
+        shown = probe_page(report.with_name(name))
+        assert len(shown["images"]) == pictures and all(img["width"] > 0 for img in shown["images"]), shown["images"]
+        assert len(shown["full"]) == links and all(shown["full"])  # full-size pictures beside the report
     elsewhere = Path(shutil.copytree(report.parent, tmp_path / "shared/report"))
     shutil.rmtree(report.parents[2] / "data")  # nothing left for a stray relative path to find
-    moved = probe_page(elsewhere / "index.html")
-    assert len(moved["images"]) == 11 and all(img["width"] > 0 for img in moved["images"]), moved["images"]
-    assert moved["full"] == [False] * 10  # no full-size picture beside the copy: links stay inactive
+    for name, (pictures, links) in counts.items():
+        moved = probe_page(elsewhere / name)
+        assert len(moved["images"]) == pictures and all(img["width"] > 0 for img in moved["images"]), moved["images"]
+        assert moved["full"] == [False] * links  # no full-size picture beside the copy: links stay inactive
 
 
 
@@ -127,6 +135,6 @@ def test_a_missing_picture_is_refused_and_no_page_written(report, capsys):
 
     (report.parents[1] / "05/styleid/Tree.png").unlink()
     out = report.parents[1] / "again/index.html"
-    assert main(["report", "--manifest", (report.parents[2] / "manifest.json").read_text(), "--out", str(out)]) == 2
+    assert main(["report", "--manifest", str(report.parents[2] / "manifest.json"), "--out", str(out)]) == 2
     assert "05/styleid/Tree.png: file listed in the report manifest does not exist" in capsys.readouterr().err
     assert not out.exists()

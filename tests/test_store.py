@@ -229,7 +229,8 @@ def test_report_counts_what_each_job_took_from_the_store(tmp_path):
     jobs = [dict(style="01", stage="generate", log=str(log)), dict(style="01", stage="inject", log="missing.log")]
     out = tmp_path / "report/index.html"
     manifest = dict(styles=[], benchmarks=[], config={}, store_logs=jobs)
-    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", "--manifest", str(tmp_path / "manifest.json"), "--out", str(out)]) == 0
     page = out.read_text()
     assert "<tr><td>01</td><td>generate</td><td class=num>2</td><td class=num>1</td></tr>" in page
     assert "<td>inject</td>" not in page  # no log, no row

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -59,7 +61,7 @@ def pending(workdir: Path) -> set[tuple[str, str]]:
     jobs = set()
     for line in lines[header + 1:]:
         output, _, rule, _, _, plan = line.split("\t")
-        if plan != "no update":
+        if plan != "no update" and rule != "manifest":  # a job's lists in a file: not work of its own
             parts = Path(output).parts
             jobs.add((rule, parts[1] if parts[1] in STYLES else "*"))
     return jobs
@@ -129,7 +131,7 @@ def test_sweep_reuses_the_caches(workflow):
     dry_run = snakemake(workflow, "-n").stdout
     assert "results/01/sweep/g0.25_t1.5" in dry_run and "results/02/sweep/g0.5_t1.5" in dry_run
     snakemake(workflow, "--cores", "2")
-    html = (workflow / "results/report/index.html").read_text()
+    html = "".join((workflow / f"results/report/style-{style}.html").read_text() for style in STYLES)
     assert html.count("<h3>Sweep</h3>") == 2 and "<th>gamma 0.25, T 1.5</th><th>gamma 0.5, T 1.5</th>" in html
     assert 'data-full="../01/sweep/g0.25_t1.5/Bird.png"' in html and 'data-full="../02/sweep/g0.5_t1.5/Tree.png"' in html
 
@@ -146,17 +148,28 @@ def test_recomputed_features_rerun_inversions_without_features(workflow):
 # Dry runs of a fresh copy: the DAG and commands a configuration gives.
 
 def commands(workdir, start):
-    """The shell commands of a dry run that start with `start`."""
+    """The shell commands of a dry run that start with `start`, each `--args-file FILE` replaced by
+    the options FILE holds (the manifest jobs, which run no model, are run first to write them)."""
+    snakemake(workdir, "--cores", "1", "--until", "manifest")
     lines = snakemake(workdir, "-n", "-p").stdout.splitlines()
-    return [line for line in (line.removeprefix("Shell command: ") for line in lines) if line.startswith(start)]
+    lines = [with_args_files(workdir, line.removeprefix("Shell command: ")) for line in lines]
+    return [line for line in lines if line.startswith(start)]
+
+
+def with_args_files(workdir, line):
+    def expand(match):
+        options = json.loads((workdir / match[1]).read_text())
+        return " ".join(shlex.join([option, *map(str, v if isinstance(v, list) else [v])]) for option, v in options.items())
+
+    return re.sub(r"--args-file (\S+)", expand, line)
 
 
 def test_seeded_style_reference_choice(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     edit_config(workdir, style_refs=2)
-    first = commands(workdir, "jstyleid invert --model results/model/tiny --role style")
+    first = sorted(commands(workdir, "jstyleid invert --model results/model/tiny --role style"))
     assert len(first) == 2 and all(line.count("/images/") == 2 for line in first)
-    assert commands(workdir, "jstyleid invert --model results/model/tiny --role style") == first
+    assert sorted(commands(workdir, "jstyleid invert --model results/model/tiny --role style")) == first
     edit_config(workdir, style_refs="all", styles={"01": {"style_refs": ["stripes_1.png"]}})
     chosen = [line for line in commands(workdir, "jstyleid invert") if "--role style" in line and "data/01/" in line]
     assert len(chosen) == 1 and "--images data/01/images/stripes_1.png --out" in chosen[0]
@@ -203,7 +216,7 @@ def test_every_rule_declares_its_resources(tmp_path):
     edit_config(workdir, sweep={"gamma": [0.5]})
     dry_run = snakemake(workdir, "-n").stdout
     blocks = [block for block in dry_run.split("\n\n") if "rule " in block and "rule all:" not in block]
-    assert len(blocks) == 15  # make_model, 5 per style, a sweep per style, submission, report
+    assert len(blocks) == 15 + 12  # make_model, 5 per style, a sweep per style, submission, report; 12 manifests
     for block in blocks:
         assert "mem_mb=" in block and "runtime=" in block, block
         assert ("gpu=1" in block) == any(f"rule {r}:" in block for r in
@@ -231,7 +244,7 @@ def test_submission_layout_and_mapping(tmp_path):
     from jstyleid.cli import main
 
     prompts, images = stylised_style(tmp_path, "05", {"0": "Ring", "1": 'A cat: "big"?'})
-    assert main(["submission", "--prompts", str(prompts), "--images", str(images), "--out", str(tmp_path / "sub")]) == 0
+    assert main(["submission", "--prompts", str(prompts), "--image-dirs", str(images), "--out-dir", str(tmp_path / "sub")]) == 0
     assert sorted(p.name for p in (tmp_path / "sub/05").iterdir()) == ["A cat_ _big__.png", "Ring.png"]
     mapping = json.loads((tmp_path / "sub/mapping.json").read_text())
     assert mapping == {"05": [{"key": "0", "prompt": "Ring", "file": "05/Ring.png"},
@@ -243,7 +256,7 @@ def test_submission_refuses_a_missing_image(tmp_path, capsys):
 
     prompts, images = stylised_style(tmp_path, "05", {"0": "Ring"})
     (images / "Ring.png").unlink()
-    assert main(["submission", "--prompts", str(prompts), "--images", str(images), "--out", str(tmp_path / "sub")]) == 2
+    assert main(["submission", "--prompts", str(prompts), "--image-dirs", str(images), "--out-dir", str(tmp_path / "sub")]) == 2
     assert "Ring.png: no stylised image for prompt 'Ring'" in capsys.readouterr().err
     assert not (tmp_path / "sub").exists()
 
@@ -261,10 +274,11 @@ def test_report_is_offline_with_relative_links(tmp_path):
                                  sweep=[dict(gamma=0.25, temperature=1.5, outputs=str(images))])],
                     benchmarks=[str(bench)], config={"model": "builtin:tiny"})
     out = tmp_path / "results/report/index.html"
-    assert main(["report", "--manifest", json.dumps(manifest), "--out", str(out)]) == 0
-    page = out.read_text()
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", "--manifest", str(tmp_path / "manifest.json"), "--out", str(out)]) == 0
+    page = out.with_name("style-05.html").read_text()
     assert 'data-full="../05/styleid/Red%20apple%20_b_.png"' in page and "Red apple &lt;b&gt;" in page
-    assert "<td>inject</td><td class=num>1</td><td class=num>12.5</td>" in page
+    assert "<td>inject</td><td class=num>1</td><td class=num>12.5</td>" in out.read_text()
     assert "<h3>Sweep</h3>" in page and "<th>gamma 0.25, T 1.5</th>" in page
     assert page.count('data-full="../05/styleid/Red%20apple%20_b_.png"') == 5  # ref, content, output; sweep: both
     assert "http" not in page

@@ -174,12 +174,14 @@ def test_styles_with_equal_class_settings_share_one_class_image_set(styles_dir):
 
 def test_generate_levers_add_no_option_by_default(styles_dir):
     default = plan(styles_dir)
-    assert (default.init_option("01"), default.candidates_option("01"), default.candidates_entry("01")) == ("", "", {})
+    assert (default.init_args("01"), default.candidates_args("01"), default.candidates_entry("01")) == ({}, {}, {})
+    assert set(default.generate_args("01")) == {"--prompt", "--out"}
     picking = plan(styles_dir, gen_candidates=3, gen_candidates_metric="dino")
-    assert picking.candidates_option("01").startswith("--candidates 3 --candidates-metric dino --references ")
-    assert "--metric-weights" in picking.candidates_option("01")
+    args = picking.candidates_args("01")
+    assert (args["--candidates"], args["--candidates-metric"], len(args["--references"])) == (3, "dino", 2)
+    assert args["--metric-weights"] == picking.config["evaluation"]["dino"]
     assert picking.candidates_entry("01") == dict(candidates="results/01/content/candidates/scores.json")
-    assert plan(styles_dir, gen_init="style_mean").init_option("01").startswith("--init-mean ")
+    assert set(plan(styles_dir, gen_init="style_mean").init_args("01")) == {"--init-mean", "--strength"}
 
 
 def test_benchmarks_follow_the_pipeline_and_what_is_run(styles_dir):
@@ -197,9 +199,10 @@ def test_benchmarks_follow_the_pipeline_and_what_is_run(styles_dir):
 
 
 def test_selection_waits_for_the_scores_only_when_a_style_selects(styles_dir):
-    assert plan(styles_dir).selection_option() == "" and plan(styles_dir).selection_inputs() == []
+    assert plan(styles_dir).selection_args() == {} and plan(styles_dir).selection_inputs() == []
     selecting = plan(styles_dir, styles={"02": {"select": "final"}})
-    assert selecting.evaluating() and selecting.selection_option() == "--scores results/eval/scores.json --select none final"
+    assert selecting.evaluating()
+    assert selecting.selection_args() == {"--scores": "results/eval/scores.json", "--select": ["none", "final"]}
 
 
 

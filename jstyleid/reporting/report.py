@@ -1,13 +1,16 @@
-"""`jstyleid report`: one offline HTML page of a workflow run.
+"""`jstyleid report`: the offline HTML pages of a workflow run.
 
-Per style a grid of style references | content | output with the LoRA loss curve (and, for a
-gamma/temperature sweep, a grid of content | one output per setting), the time per stage from
-Snakemake's benchmark files, and the config used. The folder is self-contained: every picture the
+The index (OUT) holds one row per style (its submitted setting's score, a strip of its outputs, a
+link to its page), the scores, the time per stage from Snakemake's benchmark files and the config
+used; beside it, style-XX.html per style holds a grid of style references | content | output with
+the LoRA loss curve (and, for a sweep, a grid of content | one output per setting). At the
+challenge's size (28 styles x 25 prompts) one page of everything would hold thousands of pictures;
+the index stays small and every thumbnail loads lazily. The folder is self-contained: every picture the
 page shows is a thumbnail written into its img/ folder (`asset()`), and nothing is loaded from another
 host, so the folder can be copied, zipped or mailed. A click on a thumbnail opens the full-size picture
 where that is beside the report (../XX/..., i.e. the report still sits in its results/ folder).
 
-The manifest (JSON text, written by the workflow's report rule):
+The manifest (a JSON file, written by the workflow's report rule):
     {"styles": [{"name": "01", "prompts": "data/01/prompt.json", "refs": [image, ...],
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
                  "loss": "loss.png" or null, "validation": LoRA folder with validation/strips.json, or null,
@@ -35,6 +38,7 @@ from ..errors import InputError
 
 ASSETS = "img"  # the report folder's own copies of what it shows
 THUMB_SIDE = 256  # px, longest side of a thumbnail
+STRIP = 8  # outputs per style on the index
 
 CSS = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -83,22 +87,79 @@ def write_report(manifest: dict, out) -> None:
         raise InputError("--manifest", f"not a report manifest ({err!r})") from None
     from ..storage.fileio import atomic_path
 
+    from ..storage.inputs import safe_filename
+
     out = Path(out)
+    evaluation = manifest.get("evaluation")
+    back = f'<p><a href="{quote(out.name)}">All styles</a></p>'
+    # Every page is composed before any is written: a missing picture leaves no page behind.
+    pages = {out.parent / f"style-{safe_filename(style['name'])}.html": (
+        f"jstyleid report: style {style['name']}", [back, _style_section(style, out.parent)]) for style in styles}
     body = [f"<h1>jstyleid report</h1><p>Model: {_e(config.get('model', '?'))}</p>"]
     if manifest.get("failures"):
         body.append(_failures(manifest["failures"]))
-    body += [_style_section(style, out.parent) for style in styles]
-    if manifest.get("evaluation"):
+    body.append(_index(styles, list(pages), evaluation, out.parent))
+    if evaluation:
         from ..evaluation.report import section
 
-        body.append(section(manifest["evaluation"], out.parent))
+        body.append(section(evaluation, out.parent))
     if manifest.get("store_logs"):
         body.append(_store_reuse(manifest["store_logs"]))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
-    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>jstyleid report</title>'
-            f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
-    with atomic_path(out) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+    pages[out] = ("jstyleid report", body)
+    for path, (title, parts) in pages.items():
+        page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{_e(title)}</title>'
+                f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(parts)
+                + "\n</body></html>\n")
+        with atomic_path(path) as tmp:
+            tmp.write_text(page, encoding="utf-8")
+
+
+def _index(styles, pages, evaluation, base):
+    """One row per style: its page, its submitted setting with that setting's final score (and the
+    score that chose it), and a strip of the setting's first outputs."""
+    from ..storage.inputs import read_prompts, safe_filename
+
+    scores = _submitted_scores(evaluation) if evaluation else {}
+    rows = []
+    for style, page in zip(styles, pages):
+        names = [safe_filename(p) for p in read_prompts(style["prompts"]).values()][:STRIP]
+        submitted = (dict(setting="styleid", outputs=style["outputs"], final=None, chosen_by="")
+                     | scores.get(style["name"], {}))
+        strip = "".join(_img(Path(submitted["outputs"], f"{name}.png"), base, "small") for name in names)
+        score = (f"<td>{_e(submitted['setting'])}</td><td class=num>{_score(submitted['final'])}</td>"
+                 f"<td>{_e(submitted['chosen_by'])}</td>" if evaluation else "")
+        rows.append(f'<tr><td><a href="{quote(page.name)}">Style {_e(style["name"])}</a></td>{score}'
+                    f"<td>{strip}</td></tr>")
+    head = "<th>Submitted setting</th><th>Final score</th><th>Chosen by</th>" if evaluation else ""
+    return (f"<h2>Styles</h2>\n<table><tr><th>Style</th>{head}<th>Outputs</th></tr>\n" + "\n".join(rows)
+            + "</table>")
+
+
+def _submitted_scores(evaluation):
+    """{style: {setting, outputs, final, chosen_by}} of the submitted setting: the `select` choice,
+    else the StyleID outputs."""
+    from ..evaluation.select import choose
+
+    try:
+        scores = json.loads(Path(evaluation["scores"]).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(evaluation["scores"], f"cannot read the scores ({err})") from None
+    found = {}
+    for style, rows in scores["styles"].items():
+        metric = evaluation["select"].get(style)
+        if metric:
+            chosen = choose(scores, metric, style, where=evaluation["scores"])
+            found[style] = dict(setting=chosen["setting"], outputs=chosen["outputs"],
+                                final=rows.get(chosen["setting"], {}).get("final"),
+                                chosen_by=f"{metric} {chosen['value']:.4f}")
+        else:
+            found[style] = dict(final=rows.get("styleid", {}).get("final"))
+    return found
+
+
+def _score(value):
+    return "" if value is None else f"{value:.4f}"
 
 
 def _style_section(style, base):
@@ -238,7 +299,7 @@ def _img(path, base, size="thumb"):
     """A thumbnail inside the report folder, linking to the full-size picture (see SCRIPT)."""
     full = quote(Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix())
     return (f'<a data-full="{full}"><img class="{size}" src="{asset(path, base)}" alt="{_e(Path(path).stem)}"'
-            f' title="{_e(path)}"></a>')
+            f' title="{_e(path)}" loading="lazy"></a>')
 
 
 def asset(path, base, max_side: int | None = THUMB_SIDE) -> str:

@@ -5,7 +5,7 @@ scored against the style's reference images with the parts of jstyleid.evaluatio
 weights are not on this machine are reported unavailable (with the reason) and the final score then
 stays empty. OUT (scores.json) holds every number, the weights and the library versions used.
 
-The manifest (JSON text, written by the workflow's evaluate rule):
+The manifest (a JSON file, written by the workflow's evaluate rule):
     {"styles": [{"name": "01", "refs": [image, ...],
                  "settings": [{"label": "content" | "styleid" | <sweep folder>, "outputs": folder,
                                "images": [image per prompt]}, ...]}, ...]}
@@ -15,7 +15,6 @@ every file of SUB/XX/ against every file of B/XX/images/, for each XX in SUB.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -34,7 +33,7 @@ def add_arguments(parser):
     from ..evaluation.score import PARTS
 
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--manifest", help="JSON text: styles, their references and settings (see the module doc)")
+    source.add_argument("--manifest", help="JSON file: styles, their references and settings (see the module doc)")
     source.add_argument("--upload", help="a submission folder SUB/XX/*.png (with --gt)")
     parser.add_argument("--gt", help="the styles folder of the challenge layout, B/XX/images/* (with --upload)")
     parser.add_argument("--out", required=True, help="scores.json to write")
@@ -72,18 +71,21 @@ def run(args):
                               settings=list(overall), styles=per_style, overall=overall))
 
 
-def _styles_from_manifest(text):
+def _styles_from_manifest(path):
+    from ..storage.fileio import read_manifest
+
+    manifest = read_manifest(path, "evaluation")
     try:
-        styles = json.loads(text)["styles"]
+        styles = manifest["styles"]
         shaped = all({"name", "refs", "settings"} <= set(style) and
                      all({"label", "outputs", "images"} <= set(x) for x in style["settings"]) for style in styles)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise InputError("--manifest", f"not an evaluation manifest ({err!r})") from None
+    except (KeyError, TypeError) as err:
+        raise InputError(path, f"not an evaluation manifest ({err!r})") from None
     if not shaped:
-        raise InputError("--manifest", "every style needs name, refs and settings (label, outputs, images)")
+        raise InputError(path, "every style needs name, refs and settings (label, outputs, images)")
     for style in styles:
         if not style["refs"]:
-            raise InputError("--manifest", f"style {style['name']} has no reference images")
+            raise InputError(path, f"style {style['name']} has no reference images")
         for path in style["refs"] + [p for s in style["settings"] for p in s["images"]]:
             if not Path(path).is_file():
                 raise InputError(path, "image listed in the evaluation manifest does not exist")

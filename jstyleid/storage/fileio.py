@@ -82,6 +82,20 @@ def is_disk_full(err: OSError) -> bool:
     return err.errno in _FULL or any(os.strerror(code) in str(err) for code in _FULL)
 
 
+def read_manifest(path, kind: str) -> dict:
+    """The JSON object of a manifest file (--manifest FILE of report and evaluate), or one line
+    naming the file and what is wrong with it."""
+    from ..errors import InputError
+
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, f"not a readable {kind} manifest file ({err})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(path, f"not a {kind} manifest: a JSON object is expected")
+    return manifest
+
+
 def write_json(path, data) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
