@@ -119,7 +119,16 @@ evaluating = PLAN.evaluating
 selection_inputs = PLAN.selection_inputs
 clip_r_words = PLAN.clip_r_words
 files_in, layers_flag, refs_mode_flag = wf.files_in, wf.layers_flag, wf.refs_mode_flag
-MANIFEST_STAGES = ("report", "evaluate", "submission", "generate", "invert_style", "invert_content", "inject", "inject_sweep")
+MANIFEST_STAGES = (
+    "report",
+    "evaluate",
+    "submission",
+    "generate",
+    "invert_style",
+    "invert_content",
+    "inject",
+    "inject_sweep",
+)
 
 
 def manifest(stage, name="all"):

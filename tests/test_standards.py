@@ -80,10 +80,10 @@ def test_config_readme_names_only_real_keys():
 
 def test_engines_import_no_stage_module():
     """The engines sit below the stages: no module of jstyleid/engines/ imports a stage module (one with
-    COMMAND), so `jstyleid.training.lora -> engines -> dreambooth` cannot come back."""
+    COMMAND), so `jstyleid.training.lora -> engines -> stages.train_lora` cannot come back."""
     package = ROOT / "jstyleid"
-    stages = {p.stem for p in package.glob("*.py") if re.search(r"^COMMAND = ", p.read_text(), flags=re.M)}
-    assert "dreambooth" in stages
+    stages = {p.stem for p in (package / "stages").glob("*.py") if re.search(r"^COMMAND = ", p.read_text(), flags=re.M)}
+    assert "train_lora" in stages
     offenders = []
     for path in (package / "engines").rglob("*.py"):
         here = ["jstyleid", *path.relative_to(package).parent.parts]
@@ -96,6 +96,6 @@ def test_engines_import_no_stage_module():
                 names = [alias.name for alias in node.names]
             else:
                 continue
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[:2] in
-                          [["jstyleid", stage] for stage in stages]]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[:3] in
+                          [["jstyleid", "stages", stage] for stage in stages]]
     assert not offenders, offenders

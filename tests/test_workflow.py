@@ -24,7 +24,7 @@ WORKFLOW = ["Snakefile", "rules", "schemas", "config.yaml", "profiles", "report"
 STYLES = ["01", "02"]
 # Small step counts: these tests are about what reruns, not about the pictures. Without the demo's
 # evaluation (tests/test_eval_workflow.py has it).
-FAST = dict(lora_steps=2, gen_steps=2, inversion_steps=3, evaluate=False)
+FAST = dict(lora_steps=2, gen_steps=2, inversion_steps=3)
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -33,7 +33,8 @@ def copy_workflow(dest: Path) -> Path:
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, dest / name)
     for style in STYLES:
         shutil.copytree(ROOT / "data" / style, dest / "data" / style)
-    edit_config(dest, **FAST)
+    demo = yaml.safe_load((ROOT / "config.yaml").read_text())
+    edit_config(dest, **FAST, evaluation=dict(demo["evaluation"], enabled=False))  # the tests that score turn it on
     return dest
 
 
