@@ -252,7 +252,7 @@ def table(root: Path):
               f"{'' if theirs['fingerprints'][p] == ours['fingerprints'][p] else ' DIFFERENT'} |"
               for p in sorted(theirs["fingerprints"])]
     lines += ["", "| set | part | scorer | jstyleid | relative difference |", "| --- | --- | --- | --- | --- |"]
-    for name in set_names():
+    for name in (n for n in set_names() if n in theirs["sets"] and n in ours["sets"]):  # those both scored
         result = theirs["sets"][name]
         for part in PARTS:
             mine = ours["sets"][name]["values"].get(part)
