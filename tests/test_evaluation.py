@@ -577,7 +577,7 @@ def test_clip_r_words_from_the_styles_prompts_and_the_challenge_config(tmp_path)
     with pytest.raises(InputError, match="no style folders XX/prompt.json"):
         style_prompts(tmp_path)
     challenge = yaml.safe_load((Path(__file__).parents[1] / "config" / "challenge.yaml").read_text())
-    assert challenge["evaluation"] == dict(clip_iqa_scaling="challenge", clip_r_words="styles")
+    assert challenge["evaluation"] == dict(enabled=True, clip_iqa_scaling="challenge", clip_r_words="styles")
     assert numbers_line(challenge["evaluation"], str(tmp_path / "B")).startswith("The challenge's numbers")
     assert numbers_line({}, "").startswith("Corrected numbers, not the challenge's for clip_iqa, clip_r, final")
 

@@ -41,11 +41,21 @@ def _max_difference(a, b):
 STEPS, EVERY, LR = 10, 2, 1e-2
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread, in this process and in train-lora's: a kernel's summation order then cannot
+    change with the load on the machine (these tests compare runs to the last bits the README promises)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _start(model, style, out, log):
     cmd = [sys.executable, "-m", "jstyleid.cli", "train-lora", "--model", str(model), "--device", "cpu",
            "--style-dir", str(style), "--out-dir", str(out), "--train-steps", str(STEPS), "--lr", str(LR),
            "--resolution", str(RES), "--checkpoint-every", str(EVERY)]
-    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
     return subprocess.Popen(cmd, stderr=open(log, "w"), env=env)
 
 
@@ -57,7 +67,7 @@ def _wait_for(condition, process, timeout=600):
         time.sleep(0.05)
 
 
-def test_killed_training_resumes_to_the_uninterrupted_weights(tiny_model, style_dir, tmp_path):
+def test_killed_training_resumes_to_the_uninterrupted_weights(tiny_model, style_dir, tmp_path, one_thread):
     out, logs = tmp_path / "lora", [tmp_path / f"run{i}.log" for i in range(3)]
     checkpoint = out / CHECKPOINT_FILE
     # 1. SIGKILL once the first checkpoint (step 2) is on disk: nothing gets the chance to clean up.
@@ -92,7 +102,7 @@ class _Killed(Exception):
     pass
 
 
-def test_checkpoint_of_other_settings_is_not_resumed(tiny_model, style_dir, tmp_path, caplog, monkeypatch):
+def test_checkpoint_of_other_settings_is_not_resumed(tiny_model, style_dir, tmp_path, caplog, monkeypatch, one_thread):
     from jstyleid.engines.torch_lora import TorchLoraTrainer
 
     images, out = style_images(style_dir), tmp_path / "lora"
