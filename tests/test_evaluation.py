@@ -15,7 +15,6 @@ from PIL import Image
 from jstyleid.evaluation import available_metrics, build, score_styles
 from jstyleid.evaluation import hist
 from jstyleid.evaluation.score import PARTS, final_score
-from jstyleid.evaluation.weights import Unavailable
 
 # BGR colours and what the scorer's arithmetic makes of them, worked out by hand:
 # rgb code = 16 * (G // 16) + R // 16 (blue wraps away in uint8);
@@ -227,7 +226,6 @@ def test_lpips_is_torchmetrics_squeeze_lpips_over_all_pairs(torch_home, two_styl
 
 
 def test_fid_per_style_and_pooled_over_styles(torch_home, two_styles):
-    import torch
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchvision.transforms import ToTensor
 
