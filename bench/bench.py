@@ -576,7 +576,7 @@ def table(rows: dict) -> str:
 def report(results) -> str:
     s = results["settings"]
     out = [f"# jstyleid bench: {results['device']}, {results['date']}",
-           f"{s['preset'] if not s['model'] else s['model']}, {s['dtype']}, {s['steps']} steps, batch "
+           f"{s['preset'] if not s['model'] else s['model']}, {s['dtype']}, {s['ddim_steps']} DDIM steps, batch "
            f"{s['batch_size']}, compile {s['compile']}, channels_last {s['channels_last']}, no_upcast "
            f"{s['no_upcast']}; work files on {results['work_filesystem']}; versions "
            + ", ".join(f"{k} {v}" for k, v in results["versions"].items())]
@@ -594,8 +594,9 @@ def report(results) -> str:
 def compare(paths) -> str:
     runs = [json.loads(p.read_text()) for p in paths]
     lines = ["| px | figure | unit | " + " | ".join(p.stem for p in paths) + " |", "|---" * (3 + len(paths)) + "|"]
-    for key in ("device", "dtype", "compile", "channels_last", "no_upcast", "batch_size", "steps"):
-        values = [run[key] if key in run else run["settings"].get(key) for run in runs]
+    for key in ("device", "dtype", "compile", "channels_last", "no_upcast", "batch_size", "ddim_steps"):
+        # runs recorded before the CLI grammar of issue 16 call the DDIM steps "steps"
+        values = [run[key] if key in run else run["settings"].get(key, run["settings"].get("steps")) for run in runs]
         lines.append(f"| | {key} | | " + " | ".join(map(str, values)) + " |")
     keys = {(res, name, row["unit"]): None for run in runs for res, block in run["resolutions"].items()
             for name, row in block["figures"].items()}
