@@ -22,9 +22,10 @@ import pytest
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
          "--disable-component-update", "--disable-sync", "--virtual-time-budget=10000", "--dump-dom"]
 PROBE = """<script>
+// the report's thumbnails load lazily: load each with the page (so the load event waits for it), as
+// scrolling to it would; awaiting decode() after load instead let --dump-dom run before the probe finished
+for (const img of document.images) img.loading = "eager";
 window.addEventListener("load", async () => {
-  // the report's thumbnails load lazily: make each load now, as scrolling to it would
-  await Promise.all([...document.images].map(img => { img.loading = "eager"; return img.decode().catch(() => null); }));
   const images = [...document.images].map(img => ({src: img.getAttribute("src"), width: img.naturalWidth}));
   const links = [...document.querySelectorAll("a[data-full]")];
   const full = await Promise.all(links.map(link => fullSize(link)));

@@ -64,15 +64,17 @@ def test_snakemake_report_holds_the_marked_outputs(run, tmp_path):
 
 
 def test_workflow_report_shows_every_picture_in_chromium_in_place_and_copied(run, tmp_path):
-    report = run / "results/report/index.html"
-    pictures = 0
+    """Each style's page shows all its pictures; the index links every page and a strip of each."""
+    index = run / "results/report/index.html"
+    assert probe_page(index)["images"]  # the strips
+    copy = Path(shutil.copytree(run / "results/report", tmp_path / "elsewhere/report"))
     for style in STYLES:  # references, loss curve; per prompt content + output, the sweep's content + outputs
         prompts = len(list((run / f"results/{style}/styleid").glob("*.png")))
-        pictures += len(list((run / f"data/{style}/images").iterdir())) + 1 + prompts * (2 + 1 + len(GAMMAS))
-    shown = probe_page(report)
-    assert len(shown["images"]) == pictures and all(img["width"] > 0 for img in shown["images"]), shown
-    assert shown["full"] and all(shown["full"])
-    copy = Path(shutil.copytree(run / "results/report", tmp_path / "elsewhere/report"))
-    moved = probe_page(copy / "index.html")
-    assert len(moved["images"]) == pictures and all(img["width"] > 0 for img in moved["images"]), moved
-    assert not any(moved["full"])
+        pictures = len(list((run / f"data/{style}/images").iterdir())) + 1 + prompts * (2 + 1 + len(GAMMAS))
+        assert f'href="style-{style}.html"' in index.read_text()
+        shown = probe_page(index.with_name(f"style-{style}.html"))
+        assert len(shown["images"]) == pictures and all(img["width"] > 0 for img in shown["images"]), shown
+        assert shown["full"] and all(shown["full"])
+        moved = probe_page(copy / f"style-{style}.html")
+        assert len(moved["images"]) == pictures and all(img["width"] > 0 for img in moved["images"]), moved
+        assert not any(moved["full"])
