@@ -13,7 +13,6 @@ from jstyleid import workflow as wf
 from jstyleid.storage.diskspace import check_room, planned_cache_bytes
 from jstyleid.errors import InputError
 from jstyleid.storage.inputs import style_images
-from jstyleid.config_keys import refuse_old_keys
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 
@@ -28,7 +27,7 @@ def validated(settings, where):
 
 
 try:
-    refuse_old_keys(config)
+    wf.refuse_old_keys(config)
 except InputError as err:
     raise WorkflowError(str(err))
 validated(config, "config")

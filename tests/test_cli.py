@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jstyleid.cli import build_parser, main
-from jstyleid.config_keys import refuse_old_keys
+from jstyleid.workflow import refuse_old_keys
 from jstyleid.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
