@@ -46,6 +46,9 @@ def add_arguments(parser):
     resume = parser.add_argument_group("checkpoints")
     resume.add_argument("--checkpoint-every", type=non_negative_int, default=100,
                         help="write out-dir/checkpoint.npz every K steps (0: only on SIGTERM); a rerun resumes from it")
+    resume.add_argument("--snapshot-steps", type=positive_int, nargs="+", default=[], metavar="STEP",
+                        help="also write the LoRA at these steps to out-dir/snapshots/step-STEP/ (each at most "
+                             "--train-steps) and keep the last checkpoint, so a run with more steps continues from it")
     prior = parser.add_argument_group("prior preservation (DreamBooth's class-prior loss)")
     prior.add_argument("--class-dir", help="folder of class images (jstyleid class-images); turns it on")
     prior.add_argument("--class-prompt", help="the prompt the class images were generated from")
@@ -69,6 +72,8 @@ def run(args):
     from ..storage.inputs import style_images
 
     images = style_images(args.style_dir)  # fail on a bad folder before loading the model
+    if any(step > args.train_steps for step in args.snapshot_steps):
+        raise InputError("--snapshot-steps", f"{max(args.snapshot_steps)} is beyond --train-steps {args.train_steps}")
     prior = None
     if args.class_dir:
         if not args.class_prompt:
@@ -92,7 +97,8 @@ def run(args):
                    if args.text_encoder_lora else None,
                    validation=Validation(args.validation_prompt, args.validation_every, args.validation_ddim_steps,
                                          args.validation_guidance, args.seed, args.resolution)
-                   if args.validation_every else None)
+                   if args.validation_every else None,
+                   snapshot_steps=args.snapshot_steps)
     except TrainingInterrupted as stop:
         log.error("%s", stop)
         raise SystemExit(143) from None  # 128 + SIGTERM, as if the signal had killed it

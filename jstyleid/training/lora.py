@@ -23,6 +23,11 @@ from ..engines.base import LORA_FILE, TEXT_ENCODER_PREFIX
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 ENCODE_BATCH = 4
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+# Schedules whose step-i learning rate does not depend on the total: a run of N steps is then the first N
+# steps of a longer one, so a checkpoint (or a snapshot) carries over when the step count grows.
+STEP_FREE_SCHEDULERS = ("constant", "constant_with_warmup")
+SNAPSHOTS_DIR = "snapshots"
+SNAPSHOT_KEY = "snapshot/"  # checkpoint arrays snapshot/<step>/<LoRA key>: the snapshots reached so far
 log = logging.getLogger(__name__)
 
 
@@ -108,6 +113,23 @@ def save_lora(path, state_dict: dict[str, np.ndarray], scale: float) -> None:
         tmp.write_bytes(save(tensors, metadata={"format": "pt"}))  # save_file would make it owner-only
 
 
+def snapshot_file(out_dir, step: int) -> Path:
+    """Where the LoRA weights at `step` go (a plain diffusers LoRA file, as the final one)."""
+    return Path(out_dir) / SNAPSHOTS_DIR / f"step-{step}" / LORA_FILE
+
+
+def _split_snapshots(arrays: dict) -> tuple[dict, dict[int, dict]]:
+    """A checkpoint's arrays -> (the trainer's state, {step: LoRA state dict} of the snapshots in it)."""
+    state, reached = {}, {}
+    for key, value in arrays.items():
+        if key.startswith(SNAPSHOT_KEY):
+            step, name = key[len(SNAPSHOT_KEY):].split("/", 1)
+            reached.setdefault(int(step), {})[name] = value
+        else:
+            state[key] = value
+    return state, reached
+
+
 def _encode(trainer, paths, resolution):
     """Mean and std of the VAE latents of the images, encoded once."""
     from ..storage.inputs import preprocess
@@ -122,11 +144,13 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
                max_grad_norm: float = 1.0, targets=DEFAULT_TARGETS, lr_scheduler: str = "constant",
                lr_warmup_steps: int = 0, gradient_accumulation_steps: int = 1, checkpoint_every: int = 0,
                prior: PriorPreservation | None = None, text_encoder: TextEncoderLora | None = None,
-               validation=None) -> list[float]:
+               validation=None, snapshot_steps=()) -> list[float]:
     """Train, write the outputs into out_dir, and return the per-step losses.
 
     Resumes from out_dir/checkpoint.npz when it was written with the same settings and inputs; writes
     one every `checkpoint_every` steps (0: never) and on SIGTERM (then raises TrainingInterrupted).
+    `snapshot_steps`: also write the LoRA at each of these steps (`snapshot_file`); the checkpoint of the
+    last step is then kept, so a later run with more steps (a step-free schedule) continues from it.
     """
     from tqdm.auto import tqdm
 
@@ -139,8 +163,11 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     alpha = float(rank if alpha is None else alpha)
     accumulation = gradient_accumulation_steps
     factors = lr_factors(lr_scheduler, lr_warmup_steps, steps)
+    snapshots = sorted(set(snapshot_steps))
+    if snapshots and not 1 <= snapshots[0] <= snapshots[-1] <= steps:
+        raise ValueError(f"snapshot steps {snapshots} are not within 1..{steps}")
     settings = dict(engine=engine.name, model=engine.fingerprint, dtype=str(engine.dtype), prompt=prompt,
-                    steps=steps, rank=rank, alpha=alpha, lr=lr, resolution=resolution, batch_size=batch_size,
+                    steps=None if lr_scheduler in STEP_FREE_SCHEDULERS else steps, rank=rank, alpha=alpha, lr=lr, resolution=resolution, batch_size=batch_size,
                     seed=seed, max_grad_norm=max_grad_norm, targets=list(targets), lr_scheduler=lr_scheduler,
                     lr_warmup_steps=lr_warmup_steps, accumulation=accumulation,
                     prior=prior and dict(prompt=prior.prompt, weight=prior.weight),
@@ -163,14 +190,22 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     path = out_dir / CHECKPOINT_FILE
     with checkpoint.sigterm_flag() as stop:  # from here on SIGTERM means: checkpoint, then stop
         resumed = checkpoint.load(path, key)
+        reached = {}
         if resumed:
             start, state, meta = resumed
+            state, reached = _split_snapshots(state)
+            missing = [s for s in snapshots if s < start and s not in reached]
+            if start > steps or missing:
+                log.warning("not resuming %s: it is at step %d, this run trains %d steps%s", path, start, steps,
+                            f" and wants snapshots {missing} before it" if missing else "")
+                resumed = None
+        if resumed:
             trainer.load_training_state(state)
             rng.bit_generator.state = meta["rng"]
             batches.order, losses = meta["order"], meta["losses"]
             log.info("resumed at step %d of %d from %s", start, steps, path)
         else:
-            start, losses = 0, []
+            start, losses, reached = 0, [], {}
             shapes = {name: value.shape for name, value in trainer.lora_state_dict().items()}
             unet_shapes = {name: shape for name, shape in shapes.items() if not name.startswith(TEXT_ENCODER_PREFIX)}
             initial = initial_lora(unet_shapes, rng)
@@ -195,7 +230,8 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
             return x_t, t, target
 
         def save_checkpoint(step):
-            checkpoint.save(path, key, step, trainer.training_state(),
+            kept = {f"{SNAPSHOT_KEY}{s}/{name}": value for s, lora in reached.items() for name, value in lora.items()}
+            checkpoint.save(path, key, step, {**trainer.training_state(), **kept},
                             dict(rng=rng.bit_generator.state, order=batches.order, losses=losses))
 
         progress = tqdm(range(start, steps), desc=f"train-lora {prompt}", leave=False, initial=start, total=steps)
@@ -208,6 +244,8 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
             losses.append(loss)
             progress.set_postfix(loss=f"{loss:.4f}")
             done = step + 1
+            if done in snapshots:
+                reached[done] = trainer.lora_state_dict()
             if validation and done % validation.every == 0:
                 validation.run(engine, done, out_dir)
             if stop.is_set():
@@ -219,8 +257,13 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     with atomic_path(out_dir / "loss.csv") as tmp:
         tmp.write_text("step,loss\n" + "".join(f"{i},{loss:.8g}\n" for i, loss in enumerate(losses, 1)))
     plot_loss(losses, out_dir / "loss.png", title=f"LoRA training loss ({prompt})")
+    for step in snapshots:
+        save_lora(snapshot_file(out_dir, step), reached[step], alpha / rank)
+    if snapshots:
+        save_checkpoint(steps)  # a longer run continues from here
     save_lora(out_dir / LORA_FILE, trainer.lora_state_dict(), alpha / rank)  # last: its presence means done
-    path.unlink(missing_ok=True)
+    if not snapshots:
+        path.unlink(missing_ok=True)
     log.info("trained LoRA %r for %d steps on %d image(s): loss %.4f -> %.4f; wrote %s", prompt, steps,
              len(images), losses[0], losses[-1], out_dir / LORA_FILE)
     return losses
