@@ -23,7 +23,9 @@ def add_arguments(parser):
     from ..engines import add_engine_arguments
 
     add_engine_arguments(parser)
-    parser.add_argument("--style-dir", required=True, help="style folder (with images/)")
+    parser.add_argument("--style-dir", required=True, nargs="+",
+                        help="style folder (with images/); several: one LoRA shared by them, each style its own "
+                             "instance prompt style_<folder name>")
     parser.add_argument("--out-dir", required=True,
                         help="writes pytorch_lora_weights.safetensors, loss.csv and loss.png here")
     add_renamed_argument(parser, "--train-steps", "--steps", type=positive_int, default=500, help="optimiser steps")
@@ -32,7 +34,7 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--resolution", type=int, default=512)
     add_batch_size_argument(parser, default=1)
-    parser.add_argument("--instance-prompt", help='default: "style_" + the style folder\'s name')
+    parser.add_argument("--instance-prompt", help='default: "style_" + the style folder\'s name (one folder only)')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
     parser.add_argument("--targets", nargs="+", default=list(DEFAULT_TARGETS),
@@ -71,7 +73,12 @@ def run(args):
     from ..engines import load_engine
     from ..storage.inputs import style_images
 
-    images = style_images(args.style_dir)  # fail on a bad folder before loading the model
+    if args.instance_prompt and len(args.style_dir) > 1:
+        raise InputError("--instance-prompt", "a shared LoRA gives each style folder its own: style_<folder name>")
+    per_style = [style_images(folder) for folder in args.style_dir]  # fail on a bad folder before loading the model
+    images = [image for folder in per_style for image in folder]
+    prompts = [args.instance_prompt or f"style_{Path(folder).resolve().name}"
+               for folder, found in zip(args.style_dir, per_style) for _ in found]
     if any(step > args.train_steps for step in args.snapshot_steps):
         raise InputError("--snapshot-steps", f"{max(args.snapshot_steps)} is beyond --train-steps {args.train_steps}")
     prior = None
@@ -84,7 +91,7 @@ def run(args):
         raise InputError("--validation-prompt", "give the prompts of --validation-every")
     from ..training.validation import Validation
 
-    prompt = args.instance_prompt or f"style_{Path(args.style_dir).resolve().name}"
+    prompt = prompts[0] if len(args.style_dir) == 1 else prompts
     engine = load_engine(args.engine, args.model, args.device, args.dtype)
     try:
         train_lora(engine, images, args.out_dir, prompt=prompt, steps=args.train_steps, rank=args.rank,

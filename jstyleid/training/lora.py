@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def _encode(trainer, paths, resolution):
     return tuple(np.concatenate(parts) for parts in zip(*encoded))
 
 
-def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: int = 4, alpha: float | None = None,
+def train_lora(engine, images, out_dir, *, prompt: str | Sequence[str], steps: int = 500, rank: int = 4, alpha: float | None = None,
                lr: float = 1e-4, resolution: int = 512, batch_size: int = 1, seed: int = 0,
                max_grad_norm: float = 1.0, targets=DEFAULT_TARGETS, lr_scheduler: str = "constant",
                lr_warmup_steps: int = 0, gradient_accumulation_steps: int = 1, checkpoint_every: int = 0,
@@ -147,6 +148,7 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
                validation=None, snapshot_steps=()) -> list[float]:
     """Train, write the outputs into out_dir, and return the per-step losses.
 
+    `prompt`: the instance prompt, or one per image (a LoRA shared by styles, each with its own token).
     Resumes from out_dir/checkpoint.npz when it was written with the same settings and inputs; writes
     one every `checkpoint_every` steps (0: never) and on SIGTERM (then raises TrainingInterrupted).
     `snapshot_steps`: also write the LoRA at each of these steps (`snapshot_file`); the checkpoint of the
@@ -166,6 +168,10 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     snapshots = sorted(set(snapshot_steps))
     if snapshots and not 1 <= snapshots[0] <= snapshots[-1] <= steps:
         raise ValueError(f"snapshot steps {snapshots} are not within 1..{steps}")
+    prompts = [prompt] * len(images) if isinstance(prompt, str) else list(prompt)
+    if len(prompts) != len(images):
+        raise ValueError(f"{len(prompts)} instance prompts for {len(images)} images")
+    label = prompt if isinstance(prompt, str) else f"shared by {len(set(prompts))} instance prompts"
     settings = dict(engine=engine.name, model=engine.fingerprint, dtype=str(engine.dtype), prompt=prompt,
                     steps=None if lr_scheduler in STEP_FREE_SCHEDULERS else steps, rank=rank, alpha=alpha, lr=lr, resolution=resolution, batch_size=batch_size,
                     seed=seed, max_grad_norm=max_grad_norm, targets=list(targets), lr_scheduler=lr_scheduler,
@@ -179,11 +185,9 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
                                   **({"text_encoder": text_encoder} if text_encoder else {}))
     mean, std = _encode(trainer, images, resolution)
     count = len(images)
-    texts = [prompt] * batch_size
     if prior:  # the batch holds the instance images, then as many class images (diffusers' collate_fn)
         class_mean, class_std = _encode(trainer, prior.images, resolution)
         count = max(len(images), len(prior.images))
-        texts += [prior.prompt] * batch_size
 
     rng = np.random.default_rng(seed)
     batches = ImageBatches(count, batch_size)
@@ -227,17 +231,18 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
             noise = rng.standard_normal(x0.shape, dtype=np.float32)
             t = rng.integers(0, len(engine.schedule.alphas_cumprod), size=len(x0))
             x_t, target = noisy_and_target(engine.schedule, x0, noise, t)
-            return x_t, t, target
+            texts = [prompts[i] for i in index % len(images)] + ([prior.prompt] * len(index) if prior else [])
+            return x_t, t, target, texts
 
         def save_checkpoint(step):
             kept = {f"{SNAPSHOT_KEY}{s}/{name}": value for s, lora in reached.items() for name, value in lora.items()}
             checkpoint.save(path, key, step, {**trainer.training_state(), **kept},
                             dict(rng=rng.bit_generator.state, order=batches.order, losses=losses))
 
-        progress = tqdm(range(start, steps), desc=f"train-lora {prompt}", leave=False, initial=start, total=steps)
+        progress = tqdm(range(start, steps), desc=f"train-lora {label}", leave=False, initial=start, total=steps)
         for step in progress:
             for _ in range(accumulation):
-                x_t, t, target = draws()
+                x_t, t, target, texts = draws()
                 trainer.backward(x_t, t, target, trainer.condition(texts),
                                  prior_weight=prior.weight if prior else None, scale=1.0 / accumulation)
             loss = trainer.update(factors[step])
@@ -256,7 +261,7 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
 
     with atomic_path(out_dir / "loss.csv") as tmp:
         tmp.write_text("step,loss\n" + "".join(f"{i},{loss:.8g}\n" for i, loss in enumerate(losses, 1)))
-    plot_loss(losses, out_dir / "loss.png", title=f"LoRA training loss ({prompt})")
+    plot_loss(losses, out_dir / "loss.png", title=f"LoRA training loss ({label})")
     for step in snapshots:
         save_lora(snapshot_file(out_dir, step), reached[step], alpha / rank)
     if snapshots:
@@ -264,6 +269,6 @@ def train_lora(engine, images, out_dir, *, prompt: str, steps: int = 500, rank: 
     save_lora(out_dir / LORA_FILE, trainer.lora_state_dict(), alpha / rank)  # last: its presence means done
     if not snapshots:
         path.unlink(missing_ok=True)
-    log.info("trained LoRA %r for %d steps on %d image(s): loss %.4f -> %.4f; wrote %s", prompt, steps,
+    log.info("trained LoRA %r for %d steps on %d image(s): loss %.4f -> %.4f; wrote %s", label, steps,
              len(images), losses[0], losses[-1], out_dir / LORA_FILE)
     return losses
