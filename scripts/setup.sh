@@ -22,7 +22,7 @@ if [ -f "$VENV/.keep-system-torch" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" -c "$cons"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
-# Jittor compiles its core on its first import (about 2.5 min on 2 cores): an install step, paid here once
+# Jittor compiles its core on its first import (1.5-3.5 min on 2 cores): an install step, paid here once
 # per checkout instead of by the first test that imports it. Same cache folder as the Makefile's.
 export JITTOR_HOME=${JITTOR_HOME:-$PWD/.cache/jittor-home}
 mkdir -p "$JITTOR_HOME"
