@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Jittor compiles its kernels into a cache; keep it inside the checkout (see README, "Jittor engine").
 export JITTOR_HOME ?= $(CURDIR)/.cache/jittor-home
+# The tests run on one pytest-xdist worker per core; tests sharing Jittor's cache or the SLURM node are
+# grouped on one worker (tests/conftest.py). TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= $(CORES)
+PYTEST := $(VENV)/bin/python -m pytest -ra -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: setup run test test-fast clean
 
@@ -19,10 +23,10 @@ run: $(STAMP)
 	@echo "Report: $(CURDIR)/results/report/index.html"
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -ra
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -ra -m "not slow and not jittor and not slurm"
+	$(PYTEST) -m "not slow and not jittor and not slurm"
 
 clean:
 	rm -rf results/* .snakemake

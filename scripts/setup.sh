@@ -22,4 +22,12 @@ if [ -f "$VENV/.keep-system-torch" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" -c "$cons"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
+# Jittor compiles its core on its first import (1.5-3.5 min on 2 cores): an install step, paid here once
+# per checkout instead of by the first test that imports it. Same cache folder as the Makefile's.
+export JITTOR_HOME=${JITTOR_HOME:-$PWD/.cache/jittor-home}
+mkdir -p "$JITTOR_HOME"
+log="$VENV/jittor-compile.log"
+"$VENV/bin/python" -c 'from jstyleid.engines.jittor import import_jittor; import_jittor()' >"$log" 2>&1 \
+  || { tail -n 30 "$log" >&2; echo "setup: compiling Jittor's core failed (whole log: $log)" >&2; exit 1; }
+echo "setup: Jittor's core compiled into $JITTOR_HOME"
 echo "setup: $VENV ready ($("$VENV/bin/jstyleid" --version))"

@@ -9,19 +9,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 # `python -m pytest` without make: the Makefile's Jittor compile cache, so kernels compile once per checkout.
 os.environ.setdefault("JITTOR_HOME", str(Path(__file__).resolve().parents[1] / ".cache" / "jittor-home"))
+# Under pytest-xdist (make test: -n 2) each worker gets its share of the cores for torch's threads, and so do
+# the processes it starts, so that two workers do not run twice as many threads as there are cores.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 SWEEP_GAMMAS = [0.25, 0.5]
 RUN_TIMEOUT = 2400  # seconds for one session workflow run on a loaded 2-core machine
 TEST_TIMEOUT = 900  # pyproject's default per test
 JITTOR_COLD_TIMEOUT = 2700  # Jittor's first import compiles its core and operators (README, "Compile cache")
 
 
+# Tests that share something fixed run on one xdist worker, one after another (--dist loadgroup): Jittor's
+# compile cache (two first imports would both compile) and the one SLURM node (two runs would queue on it).
+SHARED_BY_MARKER = ("jittor", "slurm")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(items):
-    """The first test that asks for a session run pays for building it: its timeout grows by the run's."""
+    """The first test that asks for a session run pays for building it: its timeout grows by the run's.
+    Tests of a SHARED_BY_MARKER marker get its xdist group."""
     for item in items:
+        for marker in SHARED_BY_MARKER:
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.xdist_group(marker))
+                break
         if item.get_closest_marker("timeout"):
             continue
         runs = 2 if "swept" in item.fixturenames else 1 if "built" in item.fixturenames else 0
@@ -68,11 +85,15 @@ def write_image(path, seed: int, size=(80, 64), mode="RGB"):
     return path
 
 
+def write_images(folder: Path) -> dict[str, Path]:
+    """Four test images in `folder`: content c0, c1 and style s0, s1."""
+    return {n: write_image(folder / f"{n}.png", seed=i) for i, n in enumerate(["c0", "c1", "s0", "s1"])}
+
+
 @pytest.fixture
 def images(tmp_path):
-    """Four test images: content c0, c1 and style s0, s1."""
-    names = ["c0", "c1", "s0", "s1"]
-    return {n: write_image(tmp_path / f"{n}.png", seed=i) for i, n in enumerate(names)}
+    """write_images in the test's own folder."""
+    return write_images(tmp_path)
 
 
 def copy_run(source: Path, dest: Path) -> Path:
@@ -83,15 +104,38 @@ def copy_run(source: Path, dest: Path) -> Path:
     return dest
 
 
+def run_once(tmp_path_factory, name: str, make) -> Path:
+    """`make(workdir)` once per test run, even with xdist's workers (each has its own session): the first
+    worker to ask makes it in the temporary folder that all workers share, under a file lock, and the
+    others wait for it and reuse it (or fail at once with its failure, instead of making it again).
+    Returns the workdir."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # pytest-N/, above the workers' popen-gwK/
+    folder, done, failed = shared / name, shared / f"{name}.done", shared / f"{name}.failed"
+    with FileLock(shared / f"{name}.lock"):
+        if failed.is_file():
+            pytest.fail(f"the session run {name!r} failed in another worker:\n{failed.read_text()}")
+        if not done.is_file():
+            try:
+                make(folder / "wf")
+            except (Exception, pytest.fail.Exception) as error:
+                failed.write_text(str(error))
+                raise
+            done.touch()
+    return folder / "wf"
+
+
 # The workflow helpers live in test_workflow.py (the workflow tests import them from there too).
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """The demo workflow (two styles, tiny model, small step counts) run once to completion; read only."""
     from test_workflow import copy_workflow, snakemake
 
-    workdir = copy_workflow(tmp_path_factory.mktemp("built") / "wf")
-    snakemake(workdir, "--cores", "2", timeout=RUN_TIMEOUT)
-    return workdir
+    def make(workdir):
+        snakemake(copy_workflow(workdir), "--cores", "2", timeout=RUN_TIMEOUT)
+
+    return run_once(tmp_path_factory, "built", make)
 
 
 @pytest.fixture
@@ -106,7 +150,9 @@ def swept(built, tmp_path_factory):
     injections, so nothing before them is computed twice; read only."""
     from test_workflow import edit_config, snakemake
 
-    workdir = copy_run(built, tmp_path_factory.mktemp("swept") / "wf")
-    edit_config(workdir, sweep={"gamma": SWEEP_GAMMAS, "temperature": []})
-    snakemake(workdir, "--cores", "2", timeout=RUN_TIMEOUT)
-    return workdir
+    def make(workdir):
+        copy_run(built, workdir)
+        edit_config(workdir, sweep={"gamma": SWEEP_GAMMAS, "temperature": []})
+        snakemake(workdir, "--cores", "2", timeout=RUN_TIMEOUT)
+
+    return run_once(tmp_path_factory, "swept", make)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from conftest import write_images
 
 from jstyleid.storage.cache import FORMAT, check_compatible, open_caches
 from jstyleid.cli import main
@@ -15,11 +16,18 @@ from jstyleid.pipelines.invert import invert_images
 STEPS, RES = 5, 64
 
 
-@pytest.fixture
-def caches(torch_engine, images, tmp_path):
-    made = {}
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """conftest's test images, written once for this module: the caches made of them are shared too."""
+    return write_images(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="module")
+def caches(torch_engine, images, tmp_path_factory):
+    """A content cache of c0 and a style cache of s0, made once: the tests only read them."""
+    folder, made = tmp_path_factory.mktemp("caches"), {}
     for role, key in (("content", "c0"), ("style", "s0")):
-        made[role] = tmp_path / f"{role}.h5"
+        made[role] = folder / f"{role}.h5"
         invert_images(torch_engine, [images[key]], [made[role]], role=role, steps=STEPS, resolution=RES)
     return made
 

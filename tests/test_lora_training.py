@@ -67,6 +67,7 @@ def _wait_for(condition, process, timeout=600):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # three train-lora processes; test_checkpoint_of_other_settings_is_not_resumed resumes in the fast set
 def test_killed_training_resumes_to_the_uninterrupted_weights(tiny_model, style_dir, tmp_path, one_thread):
     out, logs = tmp_path / "lora", [tmp_path / f"run{i}.log" for i in range(3)]
     checkpoint = out / CHECKPOINT_FILE
@@ -298,6 +299,7 @@ def test_text_encoder_lora_round_trips_through_load_lora_weights(tiny_model, tex
     np.testing.assert_allclose(after.numpy(), trained.numpy(trained.text([f"a cat in {PROMPT}"])), atol=1e-5)
 
 
+@pytest.mark.slow  # the fast set keeps the round trip of this LoRA and generation with a U-Net LoRA (test_generate)
 def test_generation_with_a_text_encoder_lora_equals_the_pipeline(tiny_model, text_encoder_lora):
     from test_generate import PROMPTS, STEPS, _noise, _pipeline_latents
 
