@@ -149,7 +149,7 @@ def run(args) -> dict:
 
     times = job_times(folder / "results")
     per_rule = {rule: len(v) for rule, v in sorted(times.items())}
-    report = folder / "report"
+    report = folder / "results" / "report"
     return dict(
         styles=args.styles, wall_s=wall, planning_s=planning, jobs=sum(per_rule.values()), jobs_per_rule=per_rule,
         jobs_per_style=sum(n for rule, n in per_rule.items() if rule not in ONCE) / args.styles,
