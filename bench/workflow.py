@@ -66,10 +66,15 @@ def job_times(results: Path) -> dict:
     return times
 
 
-def run_workflow(folder: Path, config: dict, k: int, cores: int) -> dict:
+def copy_workflow(folder: Path, config: dict) -> None:
+    """The workflow's files into `folder`, with `config` as its config.yaml."""
     for name in WORKFLOW:
         shutil.copytree(ROOT / name, folder / name) if (ROOT / name).is_dir() else shutil.copy2(ROOT / name, folder)
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def run_workflow(folder: Path, config: dict, k: int, cores: int) -> dict:
+    copy_workflow(folder, config)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(folder), "--snakefile",

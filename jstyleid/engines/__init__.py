@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import sys
+
 ENGINES = ("torch", "jittor")
+
+
+def import_model_classes_without_peft() -> None:
+    """Import the torch engine's diffusers and transformers classes with peft hidden: both libraries
+    import peft at import time whenever it is installed (2.3 s of a job's start-up), and decide then,
+    once for the process, whether they use it. So this process can load no LoRA weights afterwards:
+    call it only in the process of a job that loads none. Bits are unchanged: with no LoRA layers
+    diffusers' peft hooks do nothing. (torch._dynamo cannot be kept out the same way: diffusers'
+    hooks decorate classes with torch.compiler.disable, which imports it.) A no-op where diffusers is
+    already imported."""
+    if "diffusers" in sys.modules or "peft" in sys.modules:
+        return
+    sys.modules["peft"] = None  # None: `import peft` fails and importlib.util.find_spec finds nothing
+    try:
+        from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
+        from diffusers.models.attention_processor import AttnProcessor2_0  # noqa: F401
+        from transformers import CLIPTextModel, CLIPTokenizer  # noqa: F401
+    finally:
+        del sys.modules["peft"]
 
 
 def load_engine(name: str, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None,
