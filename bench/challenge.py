@@ -6,7 +6,7 @@
 One run of the real workflow (bench/workflow.py's copy of Snakefile, rules, schemas, profiles) with
 config/challenge.yaml's settings cut to the smallest (SETTINGS: 64 px, 2 LoRA steps, 2 generation steps,
 3 inversion steps), a gamma x temperature sweep, evaluation on random metric networks of the scorer's
-classes (`metric_weights`, as tests/test_evaluation.py builds them) and `select: hist`. Records: wall time;
+classes (jstyleid.evaluation.random_networks) and `select: hist`. Records: wall time;
 job count, per rule and per style; the sum of the jobs' own times (results/benchmarks); the per-job fixed
 cost (bench/startup.py); the planning time of `snakemake -n` on the fresh folder; the peak RSS of the
 snakemake driver process alone (VmHWM of /proc/PID/status, sampled every 0.2 s, its jobs not included);
@@ -47,51 +47,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def metric_weights(root: Path) -> dict:
-    """Random DINOv2, CLIP, SqueezeNet (LPIPS) and InceptionV3 (FID) networks of the scorer's classes,
-    saved where jstyleid.evaluation reads them; returns the `evaluation` settings that point there.
-    Their scores mean nothing; their cost is the real networks' at this size."""
-    import torch
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-    import torchvision
-    from transformers import (BitImageProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
-                              CLIPTokenizer, Dinov2Config, Dinov2Model)
-
-    from jstyleid.engines.presets import write_clip_tokenizer
-    from jstyleid.evaluation.fid import INCEPTION_FILE
-    from jstyleid.evaluation.lpips import SQUEEZENET_FILE
-
-    torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                             image_size=28, patch_size=14)).save_pretrained(root / "dino")
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28},
-                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root / "dino")
-    vocab = write_clip_tokenizer(root / "tokenizer")
-    CLIPModel(CLIPConfig(
-        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=vocab - 2,
-                         eos_token_id=vocab - 1, pad_token_id=vocab - 1),
-        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16)).save_pretrained(root / "clip")
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-                  tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer")).save_pretrained(root / "clip")
-    checkpoints = root / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), checkpoints / SQUEEZENET_FILE)
-    # torch-fidelity's InceptionV3 built without its weights (it would download them)
-    real_load, real_url = tf_inception.FeatureExtractorInceptionV3.load_state_dict, tf_inception.load_state_dict_from_url
-    tf_inception.FeatureExtractorInceptionV3.load_state_dict = lambda *a, **k: None
-    tf_inception.load_state_dict_from_url = lambda *a, **k: {}
-    try:
-        inception = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["64"])
-    finally:
-        tf_inception.FeatureExtractorInceptionV3.load_state_dict, tf_inception.load_state_dict_from_url = real_load, real_url
-    torch.save(inception.state_dict(), checkpoints / INCEPTION_FILE)
-    return dict(enabled=True, dino=str(root / "dino"), clip=str(root / "clip"), clip_iqa=str(root / "clip"),
-                torch_hub=str(root / "hub"))
-
-
 def peak_rss_of(process: subprocess.Popen) -> int:
     """The largest VmHWM (peak resident set, this process only) seen in /proc until `process` exits, bytes."""
     peak = 0
@@ -112,14 +67,17 @@ def snakemake(folder: Path, *extra: str) -> list[str]:
 
 def run(args) -> dict:
     from jstyleid.engines.presets import make_model
+    from jstyleid.evaluation.random_networks import write_random_networks
 
     args.work.mkdir(parents=True, exist_ok=True)
     model = args.work / "models" / "tiny"
     if not (model / "model_index.json").is_file():
         make_model("tiny", model)
     config = yaml.safe_load((ROOT / "config" / "challenge.yaml").read_text())
+    networks = write_random_networks(args.work / "metric-weights")
+    networks.pop("torch_home")
     config.update(SETTINGS, model=str(model.resolve()), styles_dir="data", device="auto",
-                  evaluation=dict(config["evaluation"], **metric_weights(args.work / "metric-weights")))
+                  evaluation=dict(config["evaluation"], enabled=True, **networks))
     folder = args.work / f"challenge-s{args.styles}"
     shutil.rmtree(folder, ignore_errors=True)
     write_styles(folder / "data", args.styles, CHALLENGE["prompts"], CHALLENGE["refs"], config["resolution"])

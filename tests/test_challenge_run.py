@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from metric_networks import write_random_metric_networks
+from jstyleid.evaluation.random_networks import write_random_networks
 from test_challenge_size import IMAGES, PROMPTS, challenge_layout
 from test_workflow import copy_workflow, edit_config, snakemake
 
@@ -23,11 +23,11 @@ PARTS = ("hist", "dino", "lpips", "fid", "clip_iqa", "clip_r", "final")
 @pytest.fixture(scope="module")
 def challenge_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("challenge")
-    weights = write_random_metric_networks(root / "weights")
+    weights = write_random_networks(root / "weights")
     workdir = challenge_layout(copy_workflow(root / "wf"), STYLES)
     edit_config(workdir, **SMALLEST, evaluation=dict(
         enabled=True, parts=list(PARTS[:-1]), dino=weights["dino"], clip=weights["clip"], clip_iqa=weights["clip_iqa"],
-        clip_iqa_scaling="correct", torch_hub=str(weights["torch_home"] / "hub"), clip_r_words=""))
+        clip_iqa_scaling="correct", torch_hub=weights["torch_hub"], clip_r_words=""))
     start = time.monotonic()
     snakemake(workdir, "--cores", "2", timeout=3600)
     print(f"challenge shape {STYLES}x{PROMPTS}x{IMAGES}, 4-setting sweep: {time.monotonic() - start:.0f} s")

@@ -1,26 +1,27 @@
-"""Random networks of the scorer's classes (DINOv2, CLIP, SqueezeNet for LPIPS, torch-fidelity's
-InceptionV3 for FID), saved where the libraries read real weights, so that evaluation runs through
-the code path real weights take (no weights can be downloaded here)."""
+"""Random networks of the scorer's classes (DINOv2, CLIP, SqueezeNet for LPIPS, torch-fidelity's InceptionV3
+for FID), small, saved where the metrics read real weights: the tests and benchmarks score through the code
+path real weights take (no weights can be downloaded there), as `make-model --preset tiny` does for SD."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
-import pytest
 
-
-def write_random_metric_networks(root: Path) -> dict:
-    """Writes them under `root`; returns the evaluation settings that point at them and the torch home."""
+def write_random_networks(root) -> dict:
+    """Writes them under `root`; returns the `evaluation:` settings that point at them (dino, clip, clip_iqa,
+    torch_hub) and torch_home (a $TORCH_HOME whose hub/checkpoints/ holds the torch files)."""
     import torch
     import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
     import torchvision
     from transformers import (BitImageProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
                               CLIPTokenizer, Dinov2Config, Dinov2Model)
 
-    from jstyleid.engines.presets import write_clip_tokenizer
-    from jstyleid.evaluation.fid import INCEPTION_FILE
-    from jstyleid.evaluation.lpips import SQUEEZENET_FILE
+    from ..engines.presets import write_clip_tokenizer
+    from .fid import INCEPTION_FILE
+    from .lpips import SQUEEZENET_FILE
 
+    root = Path(root)
     torch.manual_seed(0)
     Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                              image_size=28, patch_size=14)).save_pretrained(root / "dino")
@@ -37,12 +38,14 @@ def write_random_metric_networks(root: Path) -> dict:
         projection_dim=16)).save_pretrained(root / "clip")
     CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
                   tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer")).save_pretrained(root / "clip")
-    checkpoints = root / "torch" / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
+    torch_home = root / "torch"
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
     torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), checkpoints / SQUEEZENET_FILE)
-    with pytest.MonkeyPatch.context() as patch:  # build torch-fidelity's InceptionV3 without its weights
-        patch.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
-        patch.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
+    # torch-fidelity's InceptionV3 built without its weights (it would download them)
+    with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None):
         inception = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["64"])
     torch.save(inception.state_dict(), checkpoints / INCEPTION_FILE)
-    return dict(dino=str(root / "dino"), clip=str(root / "clip"), clip_iqa=str(root / "clip"), torch_home=root / "torch")
+    return dict(dino=str(root / "dino"), clip=str(root / "clip"), clip_iqa=str(root / "clip"),
+                torch_hub=str(torch_home / "hub"), torch_home=torch_home)
