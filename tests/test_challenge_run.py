@@ -1,7 +1,7 @@
 """Issue 17: the challenge's B-set shape run end to end (28 styles x 25 prompts x 3 references, a
 4-setting sweep, evaluation with every part, selection by Hist) on the tiny model at the smallest
-settings. Marker `challenge`: `make test-challenge` runs it (CI does, beside `make test`); its cost is in
-docs/performance.md ("The challenge shape")."""
+settings. Marker `challenge`: `make test-challenge` runs it (not yet in CI: what it costs is in
+docs/performance.md, "The challenge shape")."""
 
 from __future__ import annotations
 
