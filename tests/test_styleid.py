@@ -138,3 +138,65 @@ def test_adain_matches_the_formula_and_pools_references():
     out2 = adain(c, [s1, s2])
     np.testing.assert_allclose(out2.std(axis=(2, 3))[0], pooled.std(axis=(1, 2)), rtol=1e-4)
     assert not np.allclose(out2.std(axis=(2, 3))[0], (s1.std(axis=(1, 2)) + s2.std(axis=(1, 2))) / 2, rtol=1e-3)
+
+
+SETTINGS = [{}, dict(gamma=0.3, temperature=1.8), dict(layers="sd21_7to11", refs_mode="rotate", adain=False)]
+
+
+def _flags(setting: dict) -> list[str]:
+    """The command-line options of one --settings entry (what a separate invocation passes)."""
+    flags = [f for key in ("gamma", "temperature") if key in setting for f in (f"--{key}", str(setting[key]))]
+    flags += ["--layers", setting["layers"]] if "layers" in setting else []
+    flags += ["--refs-mode", setting["refs_mode"]] if "refs_mode" in setting else []
+    return flags + ([] if setting.get("adain", True) else ["--no-adain"])
+
+
+def test_settings_file_equals_separate_invocations(tiny_model, torch_engine, images, tmp_path, caplog):
+    """One `inject --settings` run (engine loaded once, layers switched between settings) writes the PNGs of
+    one invocation per setting, byte for byte; with a store, a setting added later computes only its images."""
+    import json
+    import logging
+
+    from jstyleid.cli import main
+    from jstyleid.storage.store import PLAN_LINE
+
+    caplog.set_level(logging.INFO)
+    contents = _invert(torch_engine, [images["c0"], images["c1"]], tmp_path, "content", steps=3)
+    styles = _invert(torch_engine, [images["s0"], images["s1"]], tmp_path, "style", steps=3)
+    base = ["inject", "--model", str(tiny_model), "--device", "cpu", "--dtype", "float32",
+            "--content-caches", *map(str, contents), "--style-caches", *map(str, styles)]
+    alone = [[tmp_path / "alone" / str(k) / f"p{i}.png" for i in range(2)] for k in range(len(SETTINGS))]
+    for setting, outs in zip(SETTINGS, alone):
+        assert main(base + _flags(setting) + ["--out", *map(str, outs)]) == 0
+    together = [[tmp_path / "together" / str(k) / f"p{i}.png" for i in range(2)] for k in range(len(SETTINGS))]
+    entries = [dict(setting, out=[str(p) for p in outs]) for setting, outs in zip(SETTINGS, together)]
+    store = ["--store", str(tmp_path / "store")]
+    for count in (2, 3):  # the third setting added to a run that made the first two
+        (tmp_path / "settings.json").write_text(json.dumps(entries[:count]))
+        caplog.clear()
+        assert main(base + store + ["--settings", str(tmp_path / "settings.json")]) == 0
+    counts = [tuple(map(int, found)) for found in PLAN_LINE.findall(caplog.text)]
+    assert sum(reused for reused, _ in counts) == 4 and sum(todo for _, todo in counts) == 2
+    for a, b in zip(sum(alone, []), sum(together, [])):
+        assert a.read_bytes() == b.read_bytes(), b
+    assert len({p.read_bytes() for p in sum(alone, [])[::2]}) == len(SETTINGS)  # the settings differ
+
+
+@pytest.mark.parametrize("entry, key, problem", [
+    (dict(gamma="high"), "gamma", "is not a number"),
+    (dict(refs_mode="all"), "refs_mode", "is not pool or rotate"),
+    (dict(out=["one.png"]), "out", "is not a list of 2 file names"),
+    (dict(gama=0.5), "gama", "unknown key"),
+])
+def test_settings_file_refuses_a_bad_key_in_one_line(tiny_model, tmp_path, capsys, entry, key, problem):
+    import json
+
+    from jstyleid.cli import main
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps([dict(out=["a.png", "b.png"]), {"out": ["c.png", "d.png"], **entry}]))
+    code = main(["inject", "--model", str(tiny_model), "--content-caches", "c0.h5", "c1.h5", "--style-caches", "s.h5",
+                 "--settings", str(settings)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"{settings} [1].{key}" in err and problem in err

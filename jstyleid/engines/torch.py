@@ -37,7 +37,6 @@ class TorchEngine(Engine):
     def __init__(self, model: str, device: str = "auto", dtype: str = "auto", lora: str | None = None,
                  layers=INJECTED_LAYERS):
         from diffusers import AutoencoderKL, UNet2DConditionModel
-        from diffusers.models.attention_processor import AttnProcessor2_0
         from transformers import CLIPTextModel, CLIPTokenizer
 
         folder = resolve_model(model)
@@ -53,19 +52,10 @@ class TorchEngine(Engine):
         self.scaling_factor = float(self.vae.config.scaling_factor)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.model_folder = folder
-        self.injected_layers = tuple(layers)
         if lora:
             self.load_lora(lora)
         self._state = CallState()
-        processors = {}
-        for name in self.unet_model.attn_processors:
-            layer = name.removesuffix(".processor")
-            processors[name] = (StyleIDAttnProcessor(layer, self._state, self) if layer in self.injected_layers
-                                else AttnProcessor2_0())
-        unknown = set(self.injected_layers) - {name.removesuffix(".processor") for name in processors}
-        if unknown:
-            raise InputError("--layers", f"the U-Net has no attention layer {sorted(unknown)[0]}")
-        self.unet_model.set_attn_processor(processors)
+        self.use_layers(layers)
         # Weights are read into host memory before the GPU is claimed (devices.py): another job can
         # compute meanwhile, and this job holds the GPU only from here on.
         self.to(resolve_device(device))
@@ -76,6 +66,19 @@ class TorchEngine(Engine):
         for network in (self.unet_model, self.vae, self.text_encoder):
             network.to(self.device)
         return self
+
+    def use_layers(self, layers) -> None:
+        """Inject into `layers` from now on, the weights staying loaded (one inject job runs every sweep setting)."""
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        names = {name.removesuffix(".processor"): name for name in self.unet_model.attn_processors}
+        unknown = set(layers) - set(names)
+        if unknown:
+            raise InputError("--layers", f"the U-Net has no attention layer {sorted(unknown)[0]}")
+        self.unet_model.set_attn_processor({
+            name: StyleIDAttnProcessor(layer, self._state, self) if layer in layers else AttnProcessor2_0()
+            for layer, name in names.items()})
+        self.injected_layers = tuple(layers)
 
     def load_lora(self, path: str) -> None:
         """Apply a LoRA saved by train-lora (or any diffusers SD LoRA) to the U-Net and the text encoder."""

@@ -2,10 +2,71 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
+
+from ..errors import InputError
 
 
 log = logging.getLogger(__name__)
+REFS_MODES = ("pool", "rotate")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One injection of the content caches: its knobs and one output per content."""
+
+    gamma: float
+    temperature: float
+    adain: bool
+    layers: tuple[str, ...]
+    refs_mode: str
+    out: list[str]
+    latent_out: list[str] | None = None
+
+
+def read_settings(path, defaults: dict, n_contents: int) -> list[Setting]:
+    """The settings of inject's --settings FILE: a JSON list of objects {"out": [one .png per content],
+    and optionally "latent_out", "gamma", "temperature", "adain", "layers", "refs_mode"}; a key left
+    out takes `defaults` (the command line's value). Refuses the first bad key naming the file and key."""
+    from ..core.layers import resolve_layers
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            entries = json.load(file)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"not a readable settings file ({err})") from None
+    if not isinstance(entries, list) or not entries:
+        raise InputError(path, "must be a non-empty JSON list of settings objects")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    names = lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v)  # noqa: E731
+    checks = dict(
+        gamma=(number, "a number"), temperature=(number, "a number"), adain=(lambda v: isinstance(v, bool), "true or false"),
+        layers=(lambda v: isinstance(v, str) or names(v), "a preset name or a non-empty list of module paths"),
+        refs_mode=(lambda v: v in REFS_MODES, " or ".join(REFS_MODES)),
+        out=(lambda v: names(v) and len(v) == n_contents, f"a list of {n_contents} file names (one per content cache)"),
+        latent_out=(lambda v: names(v) and len(v) == n_contents, f"a list of {n_contents} .npy file names"),
+    )
+    settings = []
+    for i, entry in enumerate(entries):
+        where = f"{path} [{i}]"
+        if not isinstance(entry, dict):
+            raise InputError(where, "a setting must be a JSON object")
+        unknown = sorted(set(entry) - set(checks))
+        if unknown:
+            raise InputError(f"{where}.{unknown[0]}", f"unknown key (keys: {', '.join(checks)})")
+        if "out" not in entry:
+            raise InputError(f"{where}.out", "missing: one output .png per content cache")
+        for key, value in entry.items():
+            valid, expected = checks[key]
+            if not valid(value):
+                raise InputError(f"{where}.{key}", f"{json.dumps(value)[:80]} is not {expected}")
+        values = {**defaults, **entry}
+        settings.append(Setting(gamma=float(values["gamma"]), temperature=float(values["temperature"]),
+                                adain=values["adain"], layers=resolve_layers(values["layers"]),
+                                refs_mode=values["refs_mode"], out=values["out"], latent_out=values.get("latent_out")))
+    return settings
 
 
 def reference_groups(n_contents: int, n_styles: int, refs_mode: str) -> list[tuple[list[int], list[int]]]:

@@ -15,7 +15,7 @@ from ..models import fingerprint, read_config, resolve_model
 from ...core.schedule import NoiseSchedule
 from ..base import INJECTED_LAYERS, CallState, Engine, StyleIDAttnProcessor
 from . import import_jittor
-from .attention import attention, attention_modules, set_processors
+from .attention import AttnProcessor, attention, attention_modules, set_processors
 
 jt = import_jittor()
 log = logging.getLogger(__name__)
@@ -67,17 +67,23 @@ class JittorEngine(Engine):
         self.scaling_factor = float(self.vae.config["scaling_factor"])
         self.vae_scale_factor = 2 ** (len(self.vae.config["block_out_channels"]) - 1)
         self.model_folder = folder
-        self.injected_layers = tuple(layers)
         if lora:
             self.load_lora(lora)
         self._state = CallState()
-        unknown = set(self.injected_layers) - set(attention_modules(self.unet_model))
+        self.injected_layers = ()
+        self.use_layers(layers)
+        log.info("jittor engine: %s on %s (%s), fingerprint %s", folder, self.device, self.dtype, self.fingerprint)
+
+    def use_layers(self, layers) -> None:
+        """Inject into `layers` from now on, the weights staying loaded (one inject job runs every sweep setting)."""
+        unknown = set(layers) - set(attention_modules(self.unet_model))
         if unknown:
             raise InputError("--layers", f"the U-Net has no attention layer {sorted(unknown)[0]}")
-        # Every other attention layer keeps its standard processor.
-        set_processors(self.unet_model, {layer: StyleIDAttnProcessor(layer, self._state, self)
-                                         for layer in self.injected_layers})
-        log.info("jittor engine: %s on %s (%s), fingerprint %s", folder, self.device, self.dtype, self.fingerprint)
+        # Every other attention layer has (or gets back) the standard processor.
+        restored = {layer: AttnProcessor() for layer in self.injected_layers if layer not in layers}
+        set_processors(self.unet_model, restored | {layer: StyleIDAttnProcessor(layer, self._state, self)
+                                                    for layer in layers})
+        self.injected_layers = tuple(layers)
 
     def load_lora(self, path: str) -> None:
         """Apply a LoRA saved by train-lora (diffusers' key names) to the U-Net."""
