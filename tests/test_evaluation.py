@@ -132,42 +132,9 @@ def test_missing_weights_are_unavailable_and_no_final(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    import torch
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-    import torchvision
-    from transformers import (BitImageProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
-                              CLIPTokenizer, Dinov2Config, Dinov2Model)
+    from jstyleid.evaluation.random_networks import write_random_networks
 
-    from jstyleid.evaluation.fid import INCEPTION_FILE
-    from jstyleid.evaluation.lpips import SQUEEZENET_FILE
-    from jstyleid.engines.presets import write_clip_tokenizer
-
-    root = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                             image_size=28, patch_size=14)).save_pretrained(root / "dino")
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28},
-                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root / "dino")
-    vocab = write_clip_tokenizer(root / "tokenizer")
-    CLIPModel(CLIPConfig(
-        # pooled at the tokenizer's end token (the last id): with CLIP's default id every text pooled token 0
-        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=vocab - 2,
-                         eos_token_id=vocab - 1, pad_token_id=vocab - 1),
-        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16)).save_pretrained(root / "clip")
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-                  tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer")).save_pretrained(root / "clip")
-    checkpoints = root / "torch" / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), checkpoints / SQUEEZENET_FILE)
-    with pytest.MonkeyPatch.context() as patch:  # build torch-fidelity's InceptionV3 without its weights
-        patch.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
-        patch.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
-        inception = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["64"])
-    torch.save(inception.state_dict(), checkpoints / INCEPTION_FILE)
-    return dict(dino=str(root / "dino"), clip=str(root / "clip"), clip_iqa=str(root / "clip"), torch_home=root / "torch")
+    return write_random_networks(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture

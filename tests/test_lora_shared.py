@@ -14,7 +14,7 @@ from jstyleid.storage.inputs import style_images
 from jstyleid.training import lora
 from jstyleid.training.lora import LORA_FILE, train_lora
 from test_dreambooth import RES, _engine
-from test_lora_training import _draws, _max_difference, _trainer
+from test_lora_training import _draws, _max_difference, _trainer, diffusers_lora_unet
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +35,6 @@ def test_a_two_style_batch_has_the_loss_and_gradients_of_diffusers_script(tiny_m
     """Reference: diffusers' train_dreambooth_lora.py step on a batch of two images whose prompts differ:
     DDPMScheduler.add_noise, get_velocity, the text encoder on both prompts' ids, F.mse_loss (mean)."""
     import torch.nn.functional as F
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from peft import LoraConfig
-
-    from jstyleid.engines.torch_lora import _diffusers_key
 
     prompts = ["style_03", "style_11"]
     trainer = _trainer(tiny_model)
@@ -47,15 +43,7 @@ def test_a_two_style_batch_has_the_loss_and_gradients_of_diffusers_script(tiny_m
     ours_grads, initial = trainer.gradients(), trainer.lora_state_dict()
     ours_loss = trainer.update()
 
-    unet = UNet2DConditionModel.from_pretrained(tiny_model / "unet")
-    unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
-                                target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
-    params = {_diffusers_key(n): p for n, p in unet.named_parameters() if p.requires_grad}
-    with torch.no_grad():
-        for key, p in params.items():
-            p.copy_(torch.from_numpy(initial[key]))
-    scheduler = DDPMScheduler.from_pretrained(tiny_model / "scheduler")
+    unet, params, scheduler = diffusers_lora_unet(tiny_model, initial)
     model_input, noise_, timesteps = torch.from_numpy(x0), torch.from_numpy(noise), torch.from_numpy(t)
     with torch.no_grad():
         encoder_hidden_states = trainer.engine.text_encoder(trainer.engine.token_ids(prompts))[0]

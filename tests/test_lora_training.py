@@ -195,15 +195,30 @@ def test_accumulating_two_batches_of_one_equals_one_batch_of_two(tiny_model):
 
 # -- B. prior preservation -------------------------------------------------------------------------
 
+def diffusers_lora_unet(model, lora):
+    """diffusers' script's U-Net with a peft LoRA adapter holding `lora` (our keys), its LoRA parameters by
+    our keys, and its DDPMScheduler: the reference of a training step."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from peft import LoraConfig
+
+    from jstyleid.engines.torch_lora import _diffusers_key
+
+    unet = UNet2DConditionModel.from_pretrained(model / "unet")
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+    params = {_diffusers_key(n): p for n, p in unet.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        for key, p in params.items():
+            p.copy_(torch.from_numpy(lora[key]))
+    return unet, params, DDPMScheduler.from_pretrained(model / "scheduler")
+
+
 def test_prior_preservation_loss_and_gradients_equal_diffusers_script(tiny_model):
     """The reference is diffusers' train_dreambooth_lora.py step: noisy latents by DDPMScheduler.add_noise,
     the target by get_velocity, the text encoder on [instance ids, class ids], torch.chunk of the
     prediction and F.mse_loss(instance) + prior_loss_weight * F.mse_loss(class)."""
     import torch.nn.functional as F
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from peft import LoraConfig
-
-    from jstyleid.engines.torch_lora import _diffusers_key
 
     batch, weight, class_prompt = 1, 0.7, "a painting"
     trainer = _trainer(tiny_model)
@@ -213,15 +228,7 @@ def test_prior_preservation_loss_and_gradients_equal_diffusers_script(tiny_model
     ours_grads, initial = trainer.gradients(), trainer.lora_state_dict()
     ours_loss = trainer.update()
 
-    unet = UNet2DConditionModel.from_pretrained(tiny_model / "unet")
-    unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
-                                target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
-    params = {_diffusers_key(n): p for n, p in unet.named_parameters() if p.requires_grad}
-    with torch.no_grad():
-        for key, p in params.items():
-            p.copy_(torch.from_numpy(initial[key]))  # the weights before our update
-    scheduler = DDPMScheduler.from_pretrained(tiny_model / "scheduler")
+    unet, params, scheduler = diffusers_lora_unet(tiny_model, initial)  # the weights before our update
     model_input, noise_, timesteps = torch.from_numpy(x0), torch.from_numpy(noise), torch.from_numpy(t)
     noisy = scheduler.add_noise(model_input, noise_, timesteps)
     encoder = trainer.engine.text_encoder
