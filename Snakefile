@@ -28,7 +28,7 @@ rule all:
     input:
         "results/submission",
         rules.report.output[0],
-        [p["outputs"] for style in STYLES for p in sweep_settings(style)],
+        all_sweep_outputs(),
         rules.evaluate.output if evaluating() else [],
         expand(rules.check_inputs.output[0], refused=REFUSED),
 

@@ -129,16 +129,6 @@ def find_image(folder: Path, name: str) -> Path:
     return found[0] if found else folder / f"{name}.png"  # a missing file Snakemake will name
 
 
-def layers_flag(layers) -> str:
-    """inject's --layers option for a `layers` setting; none for the spec's six (today's command)."""
-    layers = resolve_layers(layers)
-    return "" if layers == LAYER_PRESETS["spec6"] else "--layers " + " ".join(layers)
-
-
-def refs_mode_flag(mode: str) -> str:
-    return "" if mode == "pool" else f"--refs-mode {mode}"
-
-
 def class_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -212,9 +202,13 @@ class Plan:
         return self.content_images(style) if self.user_content(style) else [self.generated_folder(style)]
 
     def styleid_folder(self, style) -> str:
-        return self.rules.inject.output[0].format(style=style)
+        return self.rules.inject.output.styleid.format(style=style)
 
-    # -- sweeps and layers (rules/inject.smk, rules/invert.smk) --
+    def sweep_folder(self, style) -> str:
+        """The inject job's folder of the style's sweep settings, one subfolder each (empty without `sweep:`)."""
+        return self.rules.inject.output.sweep.format(style=style)
+
+    # -- sweeps and layers (rules/inject.smk: one job per style runs its setting and its sweep; rules/invert.smk) --
 
     def sweep_points(self, style) -> dict[str, dict]:
         """{label: dict(params, shown)} of the style's `sweep:`, one per combination of its lists (an
@@ -241,20 +235,9 @@ class Plan:
         return points
 
     def sweep_settings(self, style) -> list[dict]:
-        """The injections of the style's sweep, each as dict(label, params, wildcards, outputs, shown)."""
-        settings = []
-        for label, point in self.sweep_points(style).items():
-            wildcards = dict(style=style, label=label)
-            outputs = self.rules.inject_sweep.output[0].format(**wildcards)
-            settings.append(dict(label=label, wildcards=wildcards, outputs=outputs, **point))
-        return settings
-
-    def sweep_params(self, style, label) -> dict:
-        """The settings of one sweep injection, found by its folder label."""
-        points = self.sweep_points(style)
-        if label not in points:
-            raise InputError(f"results/{style}/sweep/{label}", f"not a setting of the sweep (labels: {sorted(points)})")
-        return points[label]["params"]
+        """The injections of the style's sweep, each as dict(label, params, outputs, shown)."""
+        return [dict(label=label, outputs=f"{self.sweep_folder(style)}/{label}", **point)
+                for label, point in self.sweep_points(style).items()]
 
     def recorded_layers(self, style) -> tuple[str, ...]:
         """The layers the style's caches record: every layer its injections use (its own and its
@@ -404,7 +387,8 @@ class Plan:
         return str(self.styles_dir) if words == "styles" else words
 
     def all_sweep_outputs(self) -> list[str]:
-        return [p["outputs"] for style in self.styles for p in self.sweep_settings(style)]
+        """The sweep folders of the styles with a sweep (what evaluate, report and selection wait for)."""
+        return [self.sweep_folder(style) for style in self.styles if self.sweep_points(style)]
 
     def eval_settings(self, style) -> list[dict]:
         """[{label, outputs, images}] of the style's picture sets: its content images, the StyleID
@@ -468,9 +452,6 @@ class Plan:
             files += [stage.benchmark.format(style=style) for style in generated]
         for stage in (rules.invert_style, rules.invert_content, rules.inject):
             files += [stage.benchmark.format(style=style) for style in self.styles]
-        files += [
-            rules.inject_sweep.benchmark.format(**p["wildcards"]) for style in self.styles for p in self.sweep_settings(style)
-        ]
         return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if self.evaluating() else [])
 
     def store_logs(self) -> list[dict]:
@@ -513,8 +494,8 @@ class Plan:
     # -- the manifests: each job's lists in a file (rules/manifests.smk), as no command line may grow with the data --
 
     def manifest(self, stage: str, name: str) -> dict:
-        """What the manifest file of job `name` (a style, style/label or "all") of `stage` holds:
-        report and evaluate read it as --manifest, the others as --args-file ({"--option": values})."""
+        """What the manifest file of job `name` (a style or "all") of `stage` holds: report and evaluate
+        read it as --manifest, inject_settings is inject's --settings, the others are --args-file ({"--option": values})."""
         if stage in ("report", "evaluate", "submission"):
             return {"report": self.report_manifest, "evaluate": self.eval_manifest,
                     "submission": self.submission_args}[stage]()
@@ -523,10 +504,9 @@ class Plan:
         if stage in ("invert_style", "invert_content"):
             return self.invert_args(stage.removeprefix("invert_"), name)
         if stage == "inject":
-            return self.inject_args(name, self.styleid_folder(name))
-        if stage == "inject_sweep":
-            style, label = name.split("/", 1)
-            return self.inject_args(style, self.rules.inject_sweep.output[0].format(style=style, label=label))
+            return self.inject_args(name)
+        if stage == "inject_settings":
+            return self.inject_settings(name)
         raise ValueError(f"no manifest for stage {stage!r}")
 
     def generate_args(self, style) -> dict:
@@ -544,13 +524,22 @@ class Plan:
         folder = getattr(self.rules, f"invert_{role}").output[0].format(style=style)
         return {"--images": [str(p) for p in images], "--out": files_in(folder, names, ".h5")}
 
-    def inject_args(self, style, folder) -> dict:
-        """inject's caches of the style and one output per prompt in `folder`."""
+    def inject_args(self, style) -> dict:
+        """inject's caches of the style."""
         contents = self.rules.invert_content.output[0].format(style=style)
         refs = self.rules.invert_style.output[0].format(style=style)
         return {"--content-caches": files_in(contents, self.prompts(style), ".h5"),
-                "--style-caches": files_in(refs, [p.stem for p in self.style_refs(style)], ".h5"),
-                "--out": files_in(folder, self.prompts(style), ".png")}
+                "--style-caches": files_in(refs, [p.stem for p in self.style_refs(style)], ".h5")}
+
+    def inject_settings(self, style) -> list[dict]:
+        """inject's --settings (jstyleid/pipelines/inject.py, read_settings): the style's own setting into
+        its StyleID folder, then each sweep setting into its folder; one output per prompt each."""
+        own = {key: self.setting(style, key) for key in SWEEP_KEYS}
+        runs = [(own, self.styleid_folder(style))] + [(p["params"], p["outputs"]) for p in self.sweep_settings(style)]
+        return [dict(gamma=params["gamma"], temperature=params["temperature"], adain=self.setting(style, "adain"),
+                     layers=list(resolve_layers(params["layers"])), refs_mode=params["style_refs_mode"],
+                     out=files_in(folder, self.prompts(style), ".png"))
+                for params, folder in runs]
 
     def submission_args(self) -> dict:
         """The submission's prompt files and image folders, one per style, and the selection."""

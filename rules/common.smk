@@ -95,18 +95,13 @@ def class_images_setting(key):
     return lambda w: PLAN.class_image_sets()[w.class_key][key]
 
 
-def sweep_params(wildcards):
-    """The settings of one sweep injection, found by its folder label."""
-    return PLAN.sweep_params(wildcards.style, wildcards.label)
-
-
 # Called by rules and the Snakefile with a style (or nothing); params functions take wildcards.
 setting = PLAN.setting
 prompts = PLAN.prompts
 style_refs = PLAN.style_refs
 content_images = PLAN.content_images
 content_input = PLAN.content_input
-sweep_settings = PLAN.sweep_settings
+all_sweep_outputs = PLAN.all_sweep_outputs
 recorded_layers_flag = PLAN.recorded_layers_flag
 init_images = PLAN.init_images
 candidate_references = PLAN.candidate_references
@@ -117,7 +112,7 @@ benchmarks = PLAN.benchmarks
 evaluating = PLAN.evaluating
 selection_inputs = PLAN.selection_inputs
 clip_r_words = PLAN.clip_r_words
-files_in, layers_flag, refs_mode_flag = wf.files_in, wf.layers_flag, wf.refs_mode_flag
+files_in = wf.files_in
 MANIFEST_STAGES = (
     "report",
     "evaluate",
@@ -126,7 +121,7 @@ MANIFEST_STAGES = (
     "invert_style",
     "invert_content",
     "inject",
-    "inject_sweep",
+    "inject_settings",
 )
 
 

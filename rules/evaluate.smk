@@ -9,7 +9,7 @@ rule evaluate:
         refs=[style_images(STYLES_DIR / style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
-        sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
+        sweeps=all_sweep_outputs(),
         manifest=manifest("evaluate"),
     output:
         report("results/eval/scores.json", caption="../report/scores.rst", category="Scores"),

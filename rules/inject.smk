@@ -1,17 +1,27 @@
 rule inject:
-    """StyleID: each content cache of the style stylised with all its style reference caches."""
+    """StyleID: each content cache of the style stylised with all its style reference caches, for the
+    style's own setting (styleid/) and every setting of its sweep (sweep/<label>/), in one job: the model
+    loaded once, each cache opened once; the store keeps finished images, so a new setting computes only its own."""
     input:
         model=model_input,
         content=rules.invert_content.output[0],
         style=rules.invert_style.output[0],
         args=lambda w: manifest("inject", w.style),
+        settings=lambda w: manifest("inject_settings", w.style),
     output:
-        shown(
+        styleid=shown(
             directory("results/{style}/styleid"),
             "styleid",
             "3 StyleID outputs",
             patterns=["{name}.png"],
             labels={"style": "{style}", "image": "{name}"},
+        ),
+        sweep=shown(
+            directory("results/{style}/sweep"),
+            "sweep",
+            "4 sweep",
+            patterns=["{label}/{name}.png"],
+            labels={"image": "{name}", "setting": "{label}"},
         ),
     log:
         "results/logs/inject/{style}.log",
@@ -23,42 +33,13 @@ rule inject:
     params:
         model=model_param,
         engine=ENGINE,
-        gamma=per_style("gamma"),
-        temperature=per_style("temperature"),
-        no_adain=lambda w: "" if setting(w.style, "adain") else "--no-adain",
         steps=per_style("inversion_steps"),
         resolution=per_style("resolution"),
-        layers=lambda w: layers_flag(setting(w.style, "layers")),
-        refs_mode=lambda w: refs_mode_flag(setting(w.style, "style_refs_mode")),
         batch_size=config["batch_size"],
     shell:
         "jstyleid inject --model {params.model:q}"
-        " --gamma {params.gamma} --temperature {params.temperature}"
         " --expect-ddim-steps {params.steps} --expect-resolution {params.resolution}"
-        " --batch-size {params.batch_size}{STORE} {params.no_adain} {params.layers} {params.refs_mode}"
-        " {params.engine} --args-file {input.args:q} 2> {log:q}"
-
-
-use rule inject as inject_sweep with:
-    input:
-        model=model_input,
-        content=rules.invert_content.output[0],
-        style=rules.invert_style.output[0],
-        args=lambda w: manifest("inject_sweep", f"{w.style}/{w.label}"),
-    output:
-        shown(
-            directory("results/{style}/sweep/{label}"),
-            "sweep",
-            "4 sweep",
-            patterns=["{name}.png"],
-            labels={"image": "{name}", "setting": "{label}"},
-        ),
-    log:
-        "results/logs/inject_sweep/{style}_{label}.log",
-    benchmark:
-        "results/benchmarks/inject_sweep/{style}_{label}.tsv"
-    params:
-        gamma=lambda w: sweep_params(w)["gamma"],
-        temperature=lambda w: sweep_params(w)["temperature"],
-        layers=lambda w: layers_flag(sweep_params(w)["layers"]),
-        refs_mode=lambda w: refs_mode_flag(sweep_params(w)["style_refs_mode"]),
+        " --batch-size {params.batch_size}{STORE} {params.engine} --args-file {input.args:q}"
+        " --settings {input.settings:q} 2> {log:q}"
+        # a style without a sweep has an empty sweep folder
+        " && mkdir -p {output.sweep:q}"

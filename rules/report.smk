@@ -31,7 +31,7 @@ rule report:
         refs=[style_refs(style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
         outputs=expand(rules.inject.output[0], style=STYLES),
-        sweeps=[p["outputs"] for style in STYLES for p in sweep_settings(style)],
+        sweeps=all_sweep_outputs(),
         losses=[loss_curve(style) for style in STYLES if loss_curve(style)],
         benchmarks=benchmarks(),
         scores=rules.evaluate.output if evaluating() else [],

@@ -51,7 +51,7 @@ def challenge(tmp_path_factory):
 def test_no_command_grows_with_styles_prompts_or_settings(challenge, tmp_path):
     small = challenge_layout(copy_workflow(tmp_path / "wf"), 3)
     big, few = shell_commands(challenge), shell_commands(small)
-    assert len(big) == 1 + 28 * 9 + 3  # make-model; per style train, generate, 2 inversions, inject, 4 sweeps
+    assert len(big) == 1 + 28 * 5 + 3  # make-model; per style train, generate, 2 inversions, one inject for all settings
     assert max(map(len, big)) < LIMIT
     assert longest_per_stage(big) == longest_per_stage(few)  # the longest command of each stage: the same at 3 and 28 styles
 
@@ -65,8 +65,11 @@ def test_the_manifests_hold_every_style_prompt_and_setting(challenge):
     assert all(len(s["images"]) == PROMPTS for style in evaluation for s in style["settings"])
     submission = json.loads((manifests / "submission/all.json").read_text())
     assert len(submission["--prompts"]) == len(submission["--image-dirs"]) == len(submission["--select"]) == 28
-    sweep = json.loads((manifests / "inject_sweep/28/g0.9_t1.8.json").read_text())
-    assert len(sweep["--content-caches"]) == PROMPTS and sweep["--out"][0].startswith("results/28/sweep/g0.9_t1.8/")
+    assert len(json.loads((manifests / "inject/28.json").read_text())["--content-caches"]) == PROMPTS
+    settings = json.loads((manifests / "inject_settings/28.json").read_text())  # its own, then the 4 of the sweep
+    assert len(settings) == 5 and all(len(s["out"]) == PROMPTS for s in settings)
+    assert settings[0]["out"][0].startswith("results/28/styleid/") and settings[-1]["out"][0].startswith(
+        "results/28/sweep/g0.9_t1.8/")
     report = json.loads((manifests / "report/all.json").read_text())
     assert len(report["styles"]) == 28 and all(len(style["sweep"]) == 4 for style in report["styles"])
 

@@ -128,9 +128,9 @@ def test_new_prompt_does_not_retrain(workflow):
 @pytest.mark.slow
 def test_sweep_reuses_the_caches(workflow):
     edit_config(workflow, sweep={"gamma": [0.25, 0.5], "temperature": []})
-    assert pending(workflow) == chain("01", "inject_sweep") | chain("02", "inject_sweep") | {("report", "*")}
-    dry_run = snakemake(workflow, "-n").stdout
-    assert "results/01/sweep/g0.25_t1.5" in dry_run and "results/02/sweep/g0.5_t1.5" in dry_run
+    assert pending(workflow) == chain("01", "inject") | chain("02", "inject") | AFTER_INJECT  # one job per style
+    assert setting_folders(inject_settings(workflow, "02")) == [
+        "results/02/styleid", "results/02/sweep/g0.25_t1.5", "results/02/sweep/g0.5_t1.5"]
     snakemake(workflow, "--cores", "2")
     html = "".join((workflow / f"results/report/style-{style}.html").read_text() for style in STYLES)
     assert html.count("<h3>Sweep</h3>") == 2 and "<th>gamma 0.25, T 1.5</th><th>gamma 0.5, T 1.5</th>" in html
@@ -155,6 +155,16 @@ def commands(workdir, start):
     lines = snakemake(workdir, "-n", "-p").stdout.splitlines()
     lines = [with_args_files(workdir, line.removeprefix("Shell command: ")) for line in lines]
     return [line for line in lines if line.startswith(start)]
+
+
+def inject_settings(workdir, style):
+    """The settings of a style's inject job (its --settings manifest), written by a run of the manifest jobs."""
+    snakemake(workdir, "--cores", "1", "--until", "manifest")
+    return json.loads((workdir / f"results/manifests/inject_settings/{style}.json").read_text())
+
+
+def setting_folders(settings):
+    return [str(Path(s["out"][0]).parent) for s in settings]
 
 
 def with_args_files(workdir, line):
@@ -217,11 +227,11 @@ def test_every_rule_declares_its_resources(tmp_path):
     edit_config(workdir, sweep={"gamma": [0.5]})
     dry_run = snakemake(workdir, "-n").stdout
     blocks = [block for block in dry_run.split("\n\n") if "rule " in block and "rule all:" not in block]
-    assert len(blocks) == 15 + 12  # make_model, 5 per style, a sweep per style, submission, report; 12 manifests
+    assert len(blocks) == 13 + 12  # make_model, 5 per style, submission, report; 5 manifests per style, 2 more
     for block in blocks:
         assert "mem_mb=" in block and "runtime=" in block, block
         assert ("gpu=1" in block) == any(f"rule {r}:" in block for r in
-                                         ["train_lora", "generate", "invert_style", "invert_content", "inject", "inject_sweep"])
+                                         ["train_lora", "generate", "invert_style", "invert_content", "inject"])
 
 
 # The two stages the workflow ends with, through the CLI.

@@ -46,9 +46,8 @@ RULES = SimpleNamespace(
                       ["results/logs/invert_style/{style}.log"]),
     invert_content=rule(["results/{style}/cache/content"], "results/benchmarks/invert_content/{style}.tsv",
                         ["results/logs/invert_content/{style}.log"]),
-    inject=rule(["results/{style}/styleid"], "results/benchmarks/inject/{style}.tsv",
-                ["results/logs/inject/{style}.log"]),
-    inject_sweep=rule(["results/{style}/sweep/{label}"], "results/benchmarks/inject_sweep/{style}_{label}.tsv"),
+    inject=rule(["results/{style}/styleid", "results/{style}/sweep"], "results/benchmarks/inject/{style}.tsv",
+                ["results/logs/inject/{style}.log"], styleid="results/{style}/styleid", sweep="results/{style}/sweep"),
     submission=rule(["results/submission"], "results/benchmarks/submission/all.tsv"),
     evaluate=rule(["results/eval/scores.json"], "results/benchmarks/evaluate/all.tsv"),
 )
@@ -56,8 +55,8 @@ RULES = SimpleNamespace(
 
 def test_stand_in_rules_use_the_rule_files_paths():
     text = "".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
-    templates = [RULES.make_model.output[0], RULES.train_lora.output.weights, RULES.inject_sweep.benchmark]
-    templates += [getattr(RULES, name).output[0] for name in ("generate", "inject", "inject_sweep", "evaluate")]
+    templates = [RULES.make_model.output[0], RULES.train_lora.output.weights, RULES.inject.output.sweep]
+    templates += [getattr(RULES, name).output[0] for name in ("generate", "inject", "evaluate")]
     missing = [t for t in templates if f'"{t}"' not in text]
     assert not missing, missing
 
@@ -139,15 +138,23 @@ def test_sweep_settings_one_per_combination_labelled_by_what_varies(styles_dir):
     labels = [p["label"] for p in points]
     assert labels == ["g0.5_t1.5_spec6", "g0.5_t1.5_sd21_7to11", "g0.75_t1.5_spec6", "g0.75_t1.5_sd21_7to11"]
     assert points[1]["outputs"] == "results/01/sweep/g0.5_t1.5_sd21_7to11"
-    assert sweeping.sweep_params("01", "g0.75_t1.5_spec6")["gamma"] == 0.75
-    with pytest.raises(InputError, match="results/01/sweep/g9_t9: not a setting of the sweep"):
-        sweeping.sweep_params("01", "g9_t9")
     assert plan(styles_dir).sweep_settings("01") == []
 
 
+def test_one_inject_job_runs_the_styles_own_setting_then_its_sweep(styles_dir):
+    sweeping = plan(styles_dir, gamma=0.5, sweep=dict(gamma=[0.25], temperature=[], layers=["sd21_7to11"]))
+    own, swept = sweeping.manifest("inject_settings", "01")
+    assert (own["gamma"], swept["gamma"], swept["temperature"]) == (0.5, 0.25, own["temperature"])
+    assert own["layers"] == list(PRESETS["spec6"]) and swept["layers"] == list(PRESETS["sd21_7to11"])
+    assert own["out"][0].startswith("results/01/styleid/") and swept["out"][0].startswith("results/01/sweep/g0.25_")
+    assert len(own["out"]) == len(swept["out"]) == len(sweeping.prompts("01"))
+    assert [s["gamma"] for s in plan(styles_dir).manifest("inject_settings", "01")] == [0.75]  # no sweep: one
+    assert "--out" not in sweeping.manifest("inject", "01")  # the outputs travel in the settings
+    assert sweeping.all_sweep_outputs() == ["results/01/sweep", "results/02/sweep"]
+    assert plan(styles_dir).all_sweep_outputs() == []
+
+
 def test_layer_flags_are_empty_for_the_spec_six(styles_dir):
-    assert wf.layers_flag("spec6") == "" and wf.refs_mode_flag("pool") == ""
-    assert wf.layers_flag("sd21_7to11") == "--layers " + " ".join(PRESETS["sd21_7to11"])
     # sd21_7to11 lies within the six: the caches record the six, invert needs no --layers
     assert plan(styles_dir, layers="sd21_7to11").recorded_layers_flag("01") == ""
     outside = "down_blocks.1.attentions.0.transformer_blocks.0.attn1"
@@ -271,7 +278,7 @@ def rule_blocks() -> dict[str, str]:
 def test_every_job_times_itself():
     blocks = rule_blocks()
     assert {"make_model", "class_images", "train_lora", "generate", "invert_style", "invert_content", "inject",
-            "inject_sweep", "evaluate", "submission", "report", "check_inputs"} <= set(blocks)
+            "evaluate", "submission", "report", "check_inputs"} <= set(blocks)
     # the manifest rule runs no program: Snakemake renders its template in the driver
     untimed = [name for name, text in blocks.items() if "\n    benchmark:\n" not in text and name != "manifest"]
     assert not untimed, f"rules without a benchmark: file: {untimed}"

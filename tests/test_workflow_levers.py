@@ -5,12 +5,11 @@ Uses the helpers of tests/test_workflow.py and the `workflow` fixture of tests/c
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
 from test_workflow import (AFTER_INJECT, assert_config_refused, chain, commands, copy_workflow, edit_config,  # noqa: F401
-                           pending, snakemake)
+                           inject_settings, pending, setting_folders, snakemake)
 
 
 NEW_FLAGS = ("--layers", "--refs-mode", "--init-image", "--init-mean", "--strength", "--candidates")
@@ -35,20 +34,21 @@ def test_a_layer_outside_the_spec_six_reruns_that_styles_inversions(workflow):
 def test_rotating_references_reruns_only_that_styles_injection(workflow):
     edit_config(workflow, styles={"01": {"style_refs_mode": "rotate"}})
     assert pending(workflow) == chain("01", "inject") | AFTER_INJECT
-    [line] = commands(workflow, "jstyleid inject")
-    assert "--refs-mode rotate" in line and "--out results/01/styleid/" in line
+    [own] = inject_settings(workflow, "01")
+    assert own["refs_mode"] == "rotate" and own["out"][0].startswith("results/01/styleid/")
+    assert [s["refs_mode"] for s in inject_settings(workflow, "02")] == ["pool"]
 
 
 @pytest.mark.slow
 def test_a_sweep_over_layers_and_reference_mode_reuses_the_caches(workflow):
     edit_config(workflow, sweep={"gamma": [0.5], "layers": ["spec6", "sd21_7to11"], "style_refs_mode": ["rotate"]})
-    assert pending(workflow) == chain("01", "inject_sweep") | chain("02", "inject_sweep") | {("report", "*")}
-    sweeps = {line.split("/sweep/")[1].split("/")[0]: line for line in commands(workflow, "jstyleid inject")
-              if "results/01/sweep/" in line}
+    assert pending(workflow) == chain("01", "inject") | chain("02", "inject") | AFTER_INJECT  # one job per style
+    own, *swept = inject_settings(workflow, "01")
+    sweeps = {folder.split("/sweep/")[1]: s for folder, s in zip(setting_folders(swept), swept)}
     assert sorted(sweeps) == ["g0.5_t1.5_sd21_7to11_rotate", "g0.5_t1.5_spec6_rotate"]
-    assert "--layers up_blocks.2.attentions.1" in sweeps["g0.5_t1.5_sd21_7to11_rotate"]
-    assert "--layers" not in sweeps["g0.5_t1.5_spec6_rotate"]
-    assert all("--refs-mode rotate --engine" in line and "--gamma 0.5 " in line for line in sweeps.values())
+    assert sweeps["g0.5_t1.5_sd21_7to11_rotate"]["layers"][0].startswith("up_blocks.2.attentions.1")
+    assert len(sweeps["g0.5_t1.5_spec6_rotate"]["layers"]) == 6 == len(own["layers"])
+    assert all(s["refs_mode"] == "rotate" and s["gamma"] == 0.5 for s in sweeps.values()) and own["refs_mode"] == "pool"
 
 
 @pytest.mark.slow
@@ -100,9 +100,9 @@ def test_sweep_labels_and_a_per_style_sweep(tmp_path):
     edit_config(workdir, sweep={"temperature": [1.0, 2.0]},
                 styles={"02": {"sweep": {"layers": [["up_blocks.3.attentions.2.transformer_blocks.0.attn1",
                                                      "up_blocks.3.attentions.1.transformer_blocks.0.attn1"]]}}})
-    outputs = sorted(m[1] for line in commands(workdir, "jstyleid inject")
-                     if (m := re.search(r"--out results/(\d+/sweep/[^/]+)/", line)))
-    assert outputs == ["01/sweep/g0.75_t1.0", "01/sweep/g0.75_t2.0", "02/sweep/g0.75_t1.5_L11-10"]
+    outputs = [folder for style in ("01", "02") for folder in setting_folders(inject_settings(workdir, style))]
+    assert outputs == ["results/01/styleid", "results/01/sweep/g0.75_t1.0", "results/01/sweep/g0.75_t2.0",
+                       "results/02/styleid", "results/02/sweep/g0.75_t1.5_L11-10"]
 
 
 @pytest.mark.parametrize("change, message", [
