@@ -17,7 +17,6 @@ the report's size (index.html bytes and the folder's total). Method: docs/perfor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pytest
 import torch
 from safetensors.numpy import load_file
 
