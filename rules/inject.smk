@@ -33,6 +33,8 @@ rule inject:
     params:
         model=model_param,
         engine=ENGINE,
+        gamma=per_style("gamma"),  # shown in the StyleID outputs' caption (report/styleid.rst)
+        temperature=per_style("temperature"),
         steps=per_style("inversion_steps"),
         resolution=per_style("resolution"),
         batch_size=config["batch_size"],
