@@ -4,7 +4,8 @@ and the per-style choice of the submitted setting (`select`)."""
 
 rule evaluate:
     """results/eval/scores.json: Hist, DINO, LPIPS, FID, CLIP-IQA, CLIP-R and the final score per
-    style and setting (parts without local weights: unavailable)."""
+    style and setting (parts without local weights: unavailable). The per-image values are kept in the
+    store: a rerun scores only the pictures it has not seen."""
     input:
         refs=[style_images(STYLES_DIR / style) for style in STYLES],
         contents=[content_input(style) for style in STYLES],
@@ -33,4 +34,4 @@ rule evaluate:
         "jstyleid evaluate --manifest {input.manifest:q} --out {output:q} --parts {params.parts}"
         " --dino {params.dino:q} --clip {params.clip:q} --clip-iqa {params.clip_iqa:q}"
         " --clip-iqa-scaling {params.scaling} --torch-hub={params.torch_hub:q} --clip-r-words={params.words:q}"
-        " --device {params.device} 2> {log:q}"
+        " --device {params.device}{STORE} 2> {log:q}"

@@ -156,3 +156,17 @@ def swept(built, tmp_path_factory):
         snakemake(workdir, "--cores", "2", timeout=RUN_TIMEOUT)
 
     return run_once(tmp_path_factory, "swept", make)
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory):
+    """The metric networks on random weights of the scorer's classes, saved where the libraries read them."""
+    from jstyleid.evaluation.random_networks import write_random_networks
+
+    return write_random_networks(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture
+def torch_home(random_weights, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(random_weights["torch_home"]))
+    return random_weights

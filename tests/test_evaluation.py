@@ -128,19 +128,7 @@ def test_missing_weights_are_unavailable_and_no_final(tmp_path, monkeypatch):
     assert overall["styleid"]["final"] is None and "dino" not in per_style["00"]["styleid"]
 
 
-# The weighted parts on random networks of the scorer's classes, saved where the libraries read them.
-
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    from jstyleid.evaluation.random_networks import write_random_networks
-
-    return write_random_networks(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture
-def torch_home(random_weights, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(random_weights["torch_home"]))
-    return random_weights
+# The weighted parts on random networks of the scorer's classes (conftest: random_weights, torch_home).
 
 
 @pytest.fixture
@@ -394,18 +382,16 @@ def tf1_bilinear(a, size):
 def test_fid_network_sees_the_tensorflow_bilinear_resize_to_299(torch_home, tmp_path, size):
     import torch
 
-    from jstyleid.evaluation.fid import fid_input
-
     rng = np.random.default_rng(3)
     path = tmp_path / "x.png"
     Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
     metric = build("fid", {})
     metric.load("cpu")
     seen = []
-    first = metric.metric.inception.Conv2d_1a_3x3
+    first = metric.inception.Conv2d_1a_3x3
     hook = first.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
     with torch.no_grad():
-        metric.metric.update(fid_input(path)[None], real=True)
+        metric.compute([path])
     hook.remove()
     pixels = np.asarray(Image.open(path)).transpose(2, 0, 1)[None]
     expected = (tf1_bilinear(pixels, 299) - 128) / 128  # torch-fidelity's input scaling

@@ -2,7 +2,9 @@
 
 One module per part, each reproducing jdiff_checker's arithmetic (its docstring says how): hist
 (OpenCV, no weights), dino (DINOv2), lpips (SqueezeNet LPIPS), fid (InceptionV3), clip_iqa, clip_r
-(CLIP); score.py holds the final formula, select.py the choice of a style's best setting.
+(CLIP); score.py holds the final formula, select.py the choice of a style's best setting. Each part
+makes one value per image (metric.py: `compute`), then a style's number from those (`value`);
+stored.py keeps the values in the per-image store, so an evaluation computes only new pictures.
 
 A part with weights runs only when they are on this machine (a folder or a hub id already in the
 local Hugging Face cache, torch hub checkpoints where torch reads them); otherwise it is reported
@@ -70,39 +72,47 @@ def available_metrics(parts: Sequence[str], options: dict) -> tuple[dict, dict]:
     return metrics, status
 
 
-def score_styles(styles: Sequence[dict], metrics: dict, device: str, clip_r_words: str = "") -> tuple[dict, dict]:
+def score_styles(styles: Sequence[dict], metrics: dict, device: str, clip_r_words: str = "",
+                 store=None) -> tuple[dict, dict]:
     """Per style and setting, and per setting overall, the value of every part in `metrics` and the
     final score where all six are present.
 
     styles: [{"name", "refs": [image], "settings": [{"label", "outputs", "images": [image]}]}]
+    store: the per-image store's folder (evaluation/stored.py): images scored before are not scored again.
     Returns ({style: {label: {"outputs", "images", part: value, ..., "final", "per_image": {part: {image: value}}}}},
-             {label: {part: value, ..., "final"}}); per-image values for hist, dino, clip_iqa, clip_r.
+             {label: {part: value, ..., "final"}}); per-image values for hist, dino, lpips, clip_iqa, clip_r.
     """
-    from tqdm import tqdm
+    from .stored import PartValues
 
     per_style = {s["name"]: {x["label"]: {"outputs": x["outputs"], "images": len(x["images"]), "per_image": {}}
                              for x in s["settings"]} for s in styles}
     labels = list(dict.fromkeys(x["label"] for s in styles for x in s["settings"]))
     overall = {label: {} for label in labels}
-    if "clip_r" in metrics:
-        metrics["clip_r"].set_candidates([p for s in styles for x in s["settings"] for p in x["images"]], clip_r_words)
-    jobs = tqdm(total=len(metrics) * sum(len(s["settings"]) for s in styles), desc="evaluate", unit="set")
+    made_with = dict(device=device.split(":")[0], versions=library_versions())
     for part, metric in metrics.items():
-        metric.load(device)
+        values = PartValues(metric, store, device, made_with)
+        if part == "clip_r":
+            metric.set_candidates([p for s in styles for x in s["settings"] for p in x["images"]], clip_r_words)
+        references = [(s["refs"], ()) for s in styles] if metric.reference_values else []
+        sets = [(x["images"], s["refs"]) for s in styles for x in s["settings"]]
+        values.fetch(references + sets, texts=metric.candidates if part == "clip_r" else ())
+        if part == "clip_r":
+            metric.text_values = {text: values.text(text) for text in metric.candidates}
         for label in labels:
             results = []
             for style in styles:
+                refs = style["refs"]
                 for setting in (x for x in style["settings"] if x["label"] == label):
-                    result = metric.style(setting["images"], style["refs"])
+                    images = setting["images"]
+                    result = metric.value([values.image(p, refs) for p in images],
+                                          [values.image(r) for r in refs] if metric.reference_values else None, images)
                     row = per_style[style["name"]][label]
                     row[part] = result["value"]
                     if "per_image" in result:
-                        row["per_image"][part] = dict(zip(map(str, setting["images"]), result["per_image"]))
+                        row["per_image"][part] = dict(zip(map(str, images), result["per_image"]))
                     results.append(result)
-                    jobs.update()
             overall[label][part] = (metric.overall(results) if hasattr(metric, "overall")
                                     else mean_over_styles(r["value"] for r in results))
-    jobs.close()
     for rows in [*per_style.values(), overall]:
         for row in rows.values():
             row[FINAL] = final_score(row)
@@ -118,3 +128,20 @@ def score_images(part: str, images: Sequence, references: Sequence = (), options
         metric.set_candidates(images, (options or {}).get("clip_r_words", ""))
     metric.load(device)
     return metric.style(list(images), list(references))["value"]
+
+
+VERSIONED = ("jstyleid", "numpy", "opencv-python-headless", "pillow", "torch", "torchvision", "torchmetrics",
+             "torch-fidelity", "transformers", "piq")
+
+
+def library_versions() -> dict:
+    """The versions of what the numbers depend on (scores.json records them; stored values are keyed by them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found

@@ -23,9 +23,8 @@ Every other file is converted to RGB (alpha dropped); the scorer fails on RGBA (
 from __future__ import annotations
 
 import os
-from typing import Sequence
-
-from .weights import hugging_face, piq_clip_checkpoint
+from .metric import Metric
+from .weights import fingerprint, hugging_face, piq_clip_checkpoint
 
 NAME = "clip_iqa"
 PIQ_MODEL = "clip_iqa"
@@ -39,7 +38,7 @@ def pixel_scale(spec: str, scaling: str) -> float:
     return 1.0 if scaling == "correct" and spec == PIQ_MODEL else 255.0
 
 
-class ClipIqa:
+class ClipIqa(Metric):
     name = NAME
 
     def __init__(self, spec: str, scaling: str = "correct"):
@@ -49,10 +48,11 @@ class ClipIqa:
         self.one_channel = scaling == "challenge" and spec == PIQ_MODEL  # the scorer's reading of L and P
         if spec == PIQ_MODEL:
             weights = piq_clip_checkpoint()
-            hugging_face(PIQ_TOKENIZER)
+            self.fingerprint = fingerprint(weights) + fingerprint(hugging_face(PIQ_TOKENIZER))
             self.weights = f"{weights} + {PIQ_TOKENIZER} tokenizer"
         else:
             self.folder = hugging_face(spec)
+            self.fingerprint = fingerprint(self.folder)
             self.weights = spec
         self.weights += f" (scaling: {scaling})"
 
@@ -72,18 +72,27 @@ class ClipIqa:
         model = PIQ_MODEL if self.spec == PIQ_MODEL else self._local_clip
         self.metric = CLIPImageQualityAssessment(model_name_or_path=model, prompts=("quality",)).to(self.device)
 
-    def style(self, generated: Sequence, references=None, **_) -> dict:
+    def compute(self, images, references=()):
+        """Each image's probability of "Good photo." (one at a time: images of a style may differ in size)."""
         import torch
         from PIL import Image
         from torchvision.transforms import functional as F
 
-        self.metric.reset()
-        for path in generated:  # one at a time: images of a style may differ in size
+        probs = []
+        for path in images:
             image = Image.open(path)
             if not (self.one_channel and image.mode in ONE_CHANNEL):
                 image = image.convert("RGB")
+            self.metric.reset()
             self.metric.update((F.to_tensor(image) * self.scale)[None].to(self.device))
-        probs = torch.atleast_1d(self.metric.compute()).double()
+            probs.append(torch.atleast_1d(self.metric.compute()).cpu().numpy())
+        return probs
+
+    def value(self, values, reference_values, images) -> dict:
+        import numpy as np
+        import torch
+
+        probs = torch.from_numpy(np.concatenate(values)).double()
         return {"value": probs.mean().item(), "per_image": probs.tolist()}
 
 

@@ -24,8 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from ..errors import InputError
-from .weights import hugging_face
+from .metric import Metric
+from .weights import fingerprint, hugging_face
 
 NAME = "clip_r"
 TOP_K = 5
@@ -57,14 +60,16 @@ def read_words(path) -> list[str]:
         raise InputError(path, f"cannot read the CLIP-R word list ({err.strerror})") from None
 
 
-class ClipR:
+class ClipR(Metric):
     name = NAME
 
     def __init__(self, spec: str, batch_size: int = 8):
         self.weights = spec
         self.folder = hugging_face(spec)
+        self.fingerprint = fingerprint(self.folder)
         self.batch_size = batch_size
         self.candidates: list[str] = []
+        self.text_values: dict[str, np.ndarray] = {}
 
     def set_candidates(self, images: Sequence, words_file: str = ""):
         words = read_words(words_file) if words_file else []
@@ -77,23 +82,47 @@ class ClipR:
         self.processor = CLIPProcessor.from_pretrained(self.folder, local_files_only=True, backend="pil")
         self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
 
-    def style(self, generated: Sequence, references=None, **_) -> dict:
+    def compute(self, images, references=()):
+        """Each image's CLIP embedding (CLIPModel's image_embeds before normalisation)."""
         import torch
         from PIL import Image
 
-        index = {text: i for i, text in enumerate(self.candidates)}
-        hits = []
+        out = []
         with torch.no_grad():
-            for i in range(0, len(generated), self.batch_size):
-                paths = generated[i:i + self.batch_size]
-                images = [Image.open(p).convert("RGB") for p in paths]
-                inputs = self.processor(text=self.candidates, images=images, return_tensors="pt", padding=True)
-                probs = self.model(**inputs.to(self.device)).logits_per_image.softmax(dim=1)
-                top = torch.topk(probs, min(TOP_K, len(self.candidates)), dim=1).indices.tolist()
-                hits += [float(index[own_prompt(p)] in row) for p, row in zip(paths, top)]
+            for i in range(0, len(images), self.batch_size):
+                batch = [Image.open(p).convert("RGB") for p in images[i:i + self.batch_size]]
+                inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
+                out += list(self.model.get_image_features(**inputs).pooler_output.float().cpu().numpy())
+        return out
+
+    def compute_texts(self, texts):
+        """Each candidate text's CLIP embedding (text_embeds before normalisation)."""
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 8 * self.batch_size):
+                inputs = self.processor(text=list(texts[i:i + 8 * self.batch_size]), return_tensors="pt", padding=True)
+                out += list(self.model.get_text_features(**inputs.to(self.device)).pooler_output.float().cpu().numpy())
+        return out
+
+    def value(self, values, reference_values, images) -> dict:
+        """CLIPModel's logits_per_image are the cosines times exp(logit_scale) > 0, and softmax keeps their
+        order: the top 5 of the cosines are the scorer's top 5."""
+        import torch
+
+        index = {text: i for i, text in enumerate(self.candidates)}
+        texts = torch.from_numpy(np.stack([self.text_values[t] for t in self.candidates]))
+        embeds = torch.from_numpy(np.stack(values))
+        cosine = (embeds / embeds.norm(dim=-1, keepdim=True)) @ (texts / texts.norm(dim=-1, keepdim=True)).t()
+        top = torch.topk(cosine, min(TOP_K, len(self.candidates)), dim=1).indices.tolist()
+        hits = [float(index[own_prompt(p)] in row) for p, row in zip(images, top)]
         correct = int(sum(hits))
-        return {"value": correct / len(generated), "correct": correct, "total": len(generated), "per_image": hits}
+        return {"value": correct / len(images), "correct": correct, "total": len(images), "per_image": hits}
+
+    def style(self, generated, references=()):
+        self.text_values = dict(zip(self.candidates, self.compute_texts(self.candidates)))
+        return super().style(generated, references)
 
     def overall(self, styles: Sequence[dict]) -> float:
         return sum(s["correct"] for s in styles) / sum(s["total"] for s in styles)
-

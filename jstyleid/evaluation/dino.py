@@ -14,19 +14,22 @@ Images are converted to RGB first as 4.47 did (alpha dropped; transformers 5 com
 
 from __future__ import annotations
 
-from typing import Sequence
+import numpy as np
 
-from .weights import hugging_face
+from .metric import Metric
+from .weights import fingerprint, hugging_face
 
 NAME = "dino"
 
 
-class Dino:
+class Dino(Metric):
     name = NAME
+    reference_values = True
 
     def __init__(self, spec: str, batch_size: int = 8):
         self.weights = spec
         self.folder = hugging_face(spec)
+        self.fingerprint = fingerprint(self.folder)
         self.batch_size = batch_size
 
     def load(self, device: str):
@@ -36,22 +39,23 @@ class Dino:
         self.processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True, backend="pil")
         self.model = AutoModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
 
-    def features(self, paths):
+    def compute(self, images, references=()):
+        """Each image's pooler_output."""
         import torch
         from PIL import Image
 
         out = []
         with torch.no_grad():
-            for i in range(0, len(paths), self.batch_size):
-                images = [Image.open(p).convert("RGB") for p in paths[i:i + self.batch_size]]
-                inputs = self.processor(images=images, return_tensors="pt").to(self.device)
-                out.append(self.model(**inputs).pooler_output.float())
-        return torch.cat(out)
+            for i in range(0, len(images), self.batch_size):
+                batch = [Image.open(p).convert("RGB") for p in images[i:i + self.batch_size]]
+                inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
+                out += list(self.model(**inputs).pooler_output.float().cpu().numpy())
+        return out
 
-    def style(self, generated: Sequence, references: Sequence, **_) -> dict:
+    def value(self, values, reference_values, images) -> dict:
         import torch
 
-        gen, ref = self.features(list(generated)), self.features(list(references))
+        gen, ref = torch.from_numpy(np.stack(values)), torch.from_numpy(np.stack(reference_values))
         cosine = torch.nn.functional.cosine_similarity(gen[:, None], ref[None], dim=-1)  # images x refs
         per_image = cosine.double().mean(dim=1)
         return {"value": per_image.mean().item(), "per_image": per_image.tolist()}

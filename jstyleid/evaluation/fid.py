@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .weights import torch_hub_checkpoint
+from .metric import Metric
+from .weights import fingerprint, torch_hub_checkpoint
 
 NAME = "fid"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's URL_INCEPTION_V3
+FEATURES = 64  # the scorer's FrechetInceptionDistance(feature=64)
 
 
 def fid_input(path):
@@ -36,37 +38,64 @@ def fid_input(path):
     return (F.to_tensor(Image.open(path).convert("RGB")) * 255).to(torch.uint8)
 
 
-class Fid:
+def feature_sums():
+    """A FrechetInceptionDistance over features already made: its network passes them through, so
+    torchmetrics keeps its own sums, covariances and arithmetic."""
+    import torch
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Features(torch.nn.Module):
+        num_features = FEATURES
+
+        def forward(self, features):
+            return features
+
+    return FrechetInceptionDistance(feature=Features())
+
+
+class Fid(Metric):
     name = NAME
+    reference_values = True
 
     def __init__(self, hub_dir: str):
         self.weights = str(torch_hub_checkpoint(INCEPTION_FILE, hub_dir))
+        self.fingerprint = fingerprint(self.weights)
+        self.sums = None
 
     def load(self, device: str):
         self.device = device
-        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.fid import NoTrainInceptionV3
 
-        self.metric = FrechetInceptionDistance(feature=64, feature_extractor_weights_path=self.weights,
-                                                antialias=False).to(self.device)
+        # the network FrechetInceptionDistance(feature=64, antialias=False) builds, without its sums
+        self.inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(FEATURES)],
+                                            feature_extractor_weights_path=self.weights, antialias=False).to(device)
 
-    def _add(self, paths, real):
+    def compute(self, images, references=()):
+        """Each image's 64 pool features (one at a time: images of a style may differ in size)."""
         import torch
 
         with torch.no_grad():
-            for path in paths:  # one at a time: images of a style may differ in size
-                self.metric.update(fid_input(path)[None].to(self.device), real=real)
+            return [self.inception(fid_input(p)[None].to(self.device))[0].cpu().numpy() for p in images]
 
-    def style(self, generated: Sequence, references: Sequence, **_) -> dict:
-        self.metric.reset()
-        self._add(references, real=True)
-        self._add(generated, real=False)
-        state = {name: value.clone() for name, value in self.metric.metric_state.items()}
+    def _metric(self):
+        if self.sums is None:
+            self.sums = feature_sums()
+        self.sums.reset()
+        return self.sums
+
+    def value(self, values, reference_values, images) -> dict:
+        import torch
+
+        metric = self._metric()
+        for features, real in [(f, True) for f in reference_values] + [(f, False) for f in values]:
+            metric.update(torch.from_numpy(features)[None], real=real)  # one at a time, as images were added
+        state = {name: value.clone() for name, value in metric.metric_state.items()}
         # FID needs two images on each side; a style with one reference has no FID of its own
-        value = self.metric.compute().item() if min(len(generated), len(references)) >= 2 else None
+        value = metric.compute().item() if min(len(values), len(reference_values)) >= 2 else None
         return {"value": value, "state": state}
 
     def overall(self, styles: Sequence[dict]) -> float:
-        self.metric.reset()
+        metric = self._metric()
         for style in styles:
-            self.metric.merge_state(style["state"])
-        return self.metric.compute().item()
+            metric.merge_state(style["state"])
+        return metric.compute().item()

@@ -35,12 +35,12 @@ what defines the numbers: imread, cvtColor and compareHist.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from .metric import Metric
 
 NAME = "hist"
 RGB_BINS = 4096  # 16 x 16 x 16, of which only the first 256 can fill (blue wraps away)
@@ -100,38 +100,52 @@ def correlation(reference: np.ndarray, generated: np.ndarray) -> float:
     return float(cv2.compareHist(reference, generated, cv2.HISTCMP_CORREL))
 
 
-def hist_scores(generated: Sequence, references: Sequence) -> tuple[float, list[float]]:
-    """The scorer's hist_score_api(generated paths, reference paths) for one style, and each
-    generated image's own (rgb + hsv) / 2."""
-    if not generated or not references:
-        raise InputError(generated[0] if generated else "references", "Hist needs generated and reference images")
+def reference_histograms(references: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """The style's RGB and HSV reference histograms (step 5)."""
+    if not references:
+        raise InputError("references", "Hist needs reference images")
     refs = [read_bgr(p) for p in references]
-    ref_rgb = reference_histogram([rgb_histogram(r) for r in refs])
-    ref_hsv = reference_histogram([hsv_histogram(hsv_codes(r)) for r in refs])
-    rgb, hsv = [], []
+    return (reference_histogram([rgb_histogram(r) for r in refs]),
+            reference_histogram([hsv_histogram(hsv_codes(r)) for r in refs]))
+
+
+def image_scores(generated: Sequence, references: Sequence) -> list[np.ndarray]:
+    """Each generated image's [RGB correlation, HSV correlation] with the references (steps 1-5)."""
+    ref_rgb, ref_hsv = reference_histograms(references)
+    scores = []
     for path in generated:
         image = read_bgr(path)
-        rgb.append(correlation(ref_rgb, rgb_histogram(image)))
-        hsv.append(correlation(ref_hsv, hsv_histogram(hsv_codes(image))))
+        scores.append(np.array([correlation(ref_rgb, rgb_histogram(image)),
+                                correlation(ref_hsv, hsv_histogram(hsv_codes(image)))]))
+    return scores
+
+
+def style_hist(scores: Sequence[np.ndarray]) -> tuple[float, list[float]]:
+    """The scorer's per-style value from the images' [rgb, hsv] (step 6), and each image's (rgb + hsv) / 2."""
+    if not len(scores):
+        raise InputError("images", "Hist needs generated images")
+    rgb, hsv = [float(s[0]) for s in scores], [float(s[1]) for s in scores]
     rgb_total = hsv_total = 0.0
     for r, h in zip(rgb, hsv):  # Python float sums in the scorer's order
         rgb_total, hsv_total = rgb_total + r, hsv_total + h
-    return (rgb_total / len(generated) + hsv_total / len(generated)) / 2, [(r + h) / 2 for r, h in zip(rgb, hsv)]
+    return (rgb_total / len(rgb) + hsv_total / len(hsv)) / 2, [(r + h) / 2 for r, h in zip(rgb, hsv)]
 
 
 def hist_score(generated: Sequence, references: Sequence) -> float:
-    return hist_scores(generated, references)[0]
+    """The scorer's hist_score_api(generated paths, reference paths) for one style."""
+    return style_hist(image_scores(generated, references))[0]
 
 
-class Hist:
+class Hist(Metric):
     """Hist per style; over styles the mean of the per-style values."""
 
     name = NAME
     weights = "none (OpenCV)"
+    compares_references = True
 
-    def style(self, generated: Sequence[Path], references: Sequence[Path], **_) -> dict:
-        value, per_image = hist_scores(generated, references)
+    def compute(self, images, references):
+        return image_scores(images, references)
+
+    def value(self, values, reference_values, images) -> dict:
+        value, per_image = style_hist(values)
         return {"value": value, "per_image": per_image}
-
-    def load(self, device: str):
-        """Nothing to load: Hist has no network."""

@@ -3,7 +3,8 @@
 The scorer resizes every image with PIL to 256 x 256 (torchvision Resize((256, 256)), bilinear with
 antialiasing), scales it to [-1, 1] (ToTensor, then 2x - 1), keeps the first three channels, stacks
 every generated x reference pair of a style and calls torchmetrics' LPIPS with net_type="squeeze"
-(mean over the pairs). The style's value is that mean; overall, the mean over styles.
+(mean over the pairs). The style's value is that mean; overall, the mean over styles. (Per image,
+not part of the scorer: the mean of its pairs, for per-prompt tables and choices.)
 The resize is Pillow's in the file's own mode: an RGBA picture is resized with premultiplied
 alpha (Pillow's rule), which changes its colours against resizing its RGB conversion, then its
 alpha is dropped by `[:3]`. Grey and palette files give the scorer one channel and make it fail;
@@ -15,9 +16,10 @@ linear layers shipped inside torchmetrics.
 
 from __future__ import annotations
 
-from typing import Sequence
+import numpy as np
 
-from .weights import torch_hub_checkpoint
+from .metric import Metric
+from .weights import fingerprint, torch_hub_checkpoint
 
 NAME = "lpips"
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"  # torchvision SqueezeNet1_1_Weights.IMAGENET1K_V1
@@ -34,11 +36,13 @@ def lpips_input(path):
     return (F.to_tensor(F.resize(image, [256, 256])) * 2 - 1)[:3]
 
 
-class Lpips:
+class Lpips(Metric):
     name = NAME
+    compares_references = True
 
     def __init__(self, hub_dir: str, batch_size: int = 16):
         self.weights = str(torch_hub_checkpoint(SQUEEZENET_FILE, hub_dir))
+        self.fingerprint = fingerprint(self.weights)
         self.hub_dir, self.batch_size = hub_dir, batch_size
 
     def load(self, device: str):
@@ -48,18 +52,25 @@ class Lpips:
 
         if self.hub_dir:
             torch.hub.set_dir(self.hub_dir)
-        self.metric = LearnedPerceptualImagePatchSimilarity(net_type="squeeze", reduction="mean").to(self.device)
+        self.metric = LearnedPerceptualImagePatchSimilarity(net_type="squeeze", reduction="none").to(self.device)
 
-    def style(self, generated: Sequence, references: Sequence, **_) -> dict:
+    def compute(self, images, references):
+        """Each image's distances to the references, pair by pair."""
         import torch
 
-        gen = [lpips_input(p) for p in generated]
         ref = [lpips_input(p) for p in references]
-        pairs = [(g, r) for g in gen for r in ref]
+        pairs = [(lpips_input(p), r) for p in images for r in ref]
         self.metric.reset()
         with torch.no_grad():
             for i in range(0, len(pairs), self.batch_size):
                 chunk = pairs[i:i + self.batch_size]
                 self.metric.update(torch.stack([g for g, _ in chunk]).to(self.device),
                                    torch.stack([r for _, r in chunk]).to(self.device))
-            return {"value": self.metric.compute().item()}
+            distances = torch.atleast_1d(self.metric.compute()).float().cpu().numpy()
+        return list(distances.reshape(len(images), len(ref)))
+
+    def value(self, values, reference_values, images) -> dict:
+        import torch
+
+        distances = torch.from_numpy(np.stack(values))  # images x refs, float32 as torchmetrics holds them
+        return {"value": distances.flatten().mean().item(), "per_image": distances.double().mean(dim=1).tolist()}

@@ -10,6 +10,18 @@ from pathlib import Path
 PIQ_CLIP_CACHE = "~/.cache/clip"  # hard-coded in piq 0.8.0's clip.load(); $HOME decides, not TORCH_HOME
 
 
+def fingerprint(path) -> str:
+    """A short hash of the names, sizes and modification times of a weights file or of a folder's files:
+    per-image values made with other weights are never taken for this network's."""
+    import hashlib
+
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    listing = "".join(f"{p.relative_to(path) if path.is_dir() else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}\n"
+                      for p in files)
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
 class Unavailable(Exception):
     """A metric's weights (or library) are not on this machine; the message says what is missing."""
 

@@ -9,7 +9,8 @@ The manifest (a JSON file, written by the workflow's evaluate rule):
     {"styles": [{"name": "01", "refs": [image, ...],
                  "settings": [{"label": "content" | "styleid" | <sweep folder>, "outputs": folder,
                                "images": [image per prompt]}, ...]}, ...]}
-Or, to score a folder in the challenge's layout exactly as its scorer does, --upload SUB --gt B:
+With --store DIR each picture's per-part values are kept (evaluation/stored.py): a rerun scores only
+the pictures it has not seen. Or, to score a folder in the challenge's layout exactly as its scorer does, --upload SUB --gt B:
 every file of SUB/XX/ against every file of B/XX/images/, for each XX in SUB.
 """
 
@@ -19,12 +20,11 @@ import logging
 from pathlib import Path
 
 from ..errors import InputError
+from ..storage.store import add_store_argument
 
 log = logging.getLogger(__name__)
 COMMAND = "evaluate"
 HELP = "score pictures as the Jittor challenge does (Hist, DINO, LPIPS, FID, CLIP-IQA, CLIP-R, final)"
-VERSIONED = ("jstyleid", "numpy", "opencv-python-headless", "pillow", "torch", "torchvision", "torchmetrics",
-             "torch-fidelity", "transformers", "piq")
 
 
 def add_arguments(parser):
@@ -50,11 +50,12 @@ def add_arguments(parser):
                         help="extra CLIP-R candidate texts: a file, one a line (the challenge's clip_r_prompts.txt), "
                              "or a styles folder XX/prompt.json (its prompts)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_store_argument(parser)
 
 
 def run(args):
     from ..engines.devices import resolve_device
-    from ..evaluation import available_metrics, numbers_line, score_styles
+    from ..evaluation import available_metrics, library_versions, numbers_line, score_styles
     from ..storage.fileio import write_json
 
     styles = _styles_from_manifest(args.manifest) if args.manifest else _styles_from_upload(args.upload, args.gt)
@@ -64,8 +65,8 @@ def run(args):
     for part, state in status.items():
         log.info("%s: %s", part, state.get("weights") or f"unavailable ({state['reason']})")
     device = resolve_device(args.device) if set(metrics) - {"hist"} else "cpu"
-    per_style, overall = score_styles(styles, metrics, device, args.clip_r_words)
-    write_json(args.out, dict(numbers=numbers_line(options, args.clip_r_words), versions=_versions(), device=device,
+    per_style, overall = score_styles(styles, metrics, device, args.clip_r_words, args.store)
+    write_json(args.out, dict(numbers=numbers_line(options, args.clip_r_words), versions=library_versions(), device=device,
                               metrics=status,
                               options={**options, "clip_r_words": args.clip_r_words},
                               settings=list(overall), styles=per_style, overall=overall))
@@ -107,15 +108,3 @@ def _styles_from_upload(upload, gt):
                            settings=[dict(label="submission", outputs=str(folder),
                                           images=sorted(str(p) for p in folder.iterdir() if p.is_file()))]))
     return styles
-
-
-def _versions():
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in VERSIONED:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
