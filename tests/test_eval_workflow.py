@@ -9,7 +9,8 @@ import yaml
 
 from jstyleid.errors import InputError
 from jstyleid.evaluation.select import choose
-from conftest import copy_run
+from jstyleid.storage.store import reuse_counts
+from conftest import SWEEP_GAMMAS, copy_run
 from test_workflow import ROOT, copy_workflow, edit_config, pending, snakemake
 
 UNAVAILABLE = {"status": "unavailable", "reason": "no weights"}
@@ -88,6 +89,20 @@ def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
     edit_config(workflow, select="none", styles={})
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
+
+    # One more gamma (not the default 0.75, whose pictures the store holds): each style's inject job computes only the new setting's pictures (the others come
+    # from the store), and evaluation scores only those.
+    edit_config(workflow, select="hist", sweep={"gamma": SWEEP_GAMMAS + [0.9], "temperature": []})
+    snakemake(workflow, "--cores", "2")
+    prompts = {style: scores["styles"][style]["styleid"]["images"] for style in ("01", "02")}
+    for style, count in prompts.items():
+        assert reuse_counts(workflow / f"results/logs/inject/{style}.log") == (count * (1 + len(SWEEP_GAMMAS)), count)
+    # Hist (the part these tests have weights for): content, styleid and the old gammas from the store
+    assert reuse_counts(workflow / "results/logs/evaluate.log") == (
+        sum(prompts.values()) * (2 + len(SWEEP_GAMMAS)), sum(prompts.values()))
+    grown = json.loads((workflow / "results/eval/scores.json").read_text())
+    assert grown["styles"]["01"]["g0.25_t1.5"] == scores["styles"]["01"]["g0.25_t1.5"]
+    assert grown["styles"]["01"]["g0.9_t1.5"]["hist"] is not None
 
 
 def test_submission_refuses_a_selection_it_cannot_make(tmp_path, capsys):
