@@ -11,7 +11,9 @@ parts, FID and CLIP-R, are arithmetic on these values, never on pixels again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from typing import Sequence
 
 import numpy as np
@@ -56,7 +58,7 @@ class PartValues:
         """Make the values of every image of `groups` ([(images, references)]) and of `texts` available."""
         from tqdm import tqdm
 
-        todo = []  # (items, references, text, entries) still to compute, in the order given
+        todo = []  # (references, text, [(item, entry)]) still to compute, in the order given
         wanted = [(list(images), list(refs), False) for images, refs in groups]
         if texts:
             wanted.append((list(texts), [], True))
@@ -73,6 +75,8 @@ class PartValues:
                     if self.store else None
                 if entry is not None and entry.finished():
                     self.values[name] = np.load(entry.path)
+                    with contextlib.suppress(OSError):  # its time is its last use, as gc reads it
+                        os.utime(entry.path)
                 else:
                     missing.append((item, entry))
             if missing:
