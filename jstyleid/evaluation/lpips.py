@@ -40,7 +40,7 @@ class Lpips(Metric):
     name = NAME
     compares_references = True
 
-    def __init__(self, hub_dir: str, batch_size: int = 16):
+    def __init__(self, hub_dir: str, batch_size: int = 8):
         self.weights = str(torch_hub_checkpoint(SQUEEZENET_FILE, hub_dir))
         self.fingerprint = fingerprint(self.weights)
         self.hub_dir, self.batch_size = hub_dir, batch_size
@@ -52,22 +52,31 @@ class Lpips(Metric):
 
         if self.hub_dir:
             torch.hub.set_dir(self.hub_dir)
-        self.metric = LearnedPerceptualImagePatchSimilarity(net_type="squeeze", reduction="none").to(self.device)
+        self.metric = LearnedPerceptualImagePatchSimilarity(net_type="squeeze").to(self.device)
 
     def compute(self, images, references):
-        """Each image's distances to the references, pair by pair."""
+        """Each image's distances to the references, pair by pair, as torchmetrics' LPIPS network computes
+        them (scaling, SqueezeNet, unit-normalised features, squared differences, its linear layers,
+        spatial mean, sum over layers), with each image's features computed once, not once per pair."""
         import torch
+        from torchmetrics.functional.image.lpips import _normalize_tensor, _spatial_average
 
-        ref = [lpips_input(p) for p in references]
-        pairs = [(lpips_input(p), r) for p in images for r in ref]
-        self.metric.reset()
+        lpips = self.metric.net
+
+        def features(paths):
+            batch = torch.stack([lpips_input(p) for p in paths]).to(self.device)
+            return [_normalize_tensor(out) for out in lpips.net.forward(lpips.scaling_layer(batch))]
+
+        distances = []
         with torch.no_grad():
-            for i in range(0, len(pairs), self.batch_size):
-                chunk = pairs[i:i + self.batch_size]
-                self.metric.update(torch.stack([g for g, _ in chunk]).to(self.device),
-                                   torch.stack([r for _, r in chunk]).to(self.device))
-            distances = torch.atleast_1d(self.metric.compute()).float().cpu().numpy()
-        return list(distances.reshape(len(images), len(ref)))
+            ref = features(references)
+            for i in range(0, len(images), self.batch_size):
+                gen = features(images[i:i + self.batch_size])
+                for k in range(len(gen[0])):
+                    layers = [_spatial_average(lin((g[k:k + 1] - r) ** 2), keep_dim=True)
+                              for lin, g, r in zip(lpips.lins, gen, ref)]
+                    distances.append(sum(layers).flatten().float().cpu().numpy())
+        return distances
 
     def value(self, values, reference_values, images) -> dict:
         import torch
