@@ -15,6 +15,9 @@ from test_challenge_size import IMAGES, PROMPTS, challenge_layout
 from test_workflow import copy_workflow, edit_config, snakemake
 
 STYLES = 28
+RUN_TIMEOUT = 3600
+# the first test builds the run (the module's fixture): its timeout holds the run's
+pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 600)
 SMALLEST = dict(lora_steps=2, gen_steps=2, inversion_steps=2)
 SETTINGS = ["content", "styleid"] + [f"g{g}_t{t}" for g in (0.3, 0.9) for t in (1.2, 1.8)]
 PARTS = ("hist", "dino", "lpips", "fid", "clip_iqa", "clip_r", "final")
@@ -29,7 +32,7 @@ def challenge_run(tmp_path_factory):
         enabled=True, parts=list(PARTS[:-1]), dino=weights["dino"], clip=weights["clip"], clip_iqa=weights["clip_iqa"],
         clip_iqa_scaling="correct", torch_hub=weights["torch_hub"], clip_r_words=""))
     start = time.monotonic()
-    snakemake(workdir, "--cores", "2", "--set-threads", "evaluate=2", timeout=3600)  # evaluate runs last, alone
+    snakemake(workdir, "--cores", "2", "--set-threads", "evaluate=2", timeout=RUN_TIMEOUT)  # evaluate runs last, alone
     print(f"challenge shape {STYLES}x{PROMPTS}x{IMAGES}, 4-setting sweep: {time.monotonic() - start:.0f} s")
     return workdir
 
