@@ -1,6 +1,6 @@
 # make run  : install if needed, then run the demo workflow (tiny built-in model, data/ styles)
 # make test : install if needed, then run the test suite
-# make test-challenge : the challenge's B-set shape end to end (28 x 25 x 3; not yet in CI: docs/performance.md)
+# make test-challenge : the challenge's B-set shape end to end (28 x 25 x 3; CI runs it after make test)
 VENV  ?= .venv
 CORES ?= 2
 STAMP := $(VENV)/.installed

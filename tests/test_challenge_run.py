@@ -1,6 +1,6 @@
 """Issue 17: the challenge's B-set shape run end to end (28 styles x 25 prompts x 3 references, a
 4-setting sweep, evaluation with every part, selection by Hist) on the tiny model at the smallest
-settings. Marker `challenge`: `make test-challenge` runs it (not yet in CI: what it costs is in
+settings. Marker `challenge`: `make test-challenge` runs it, and CI after `make test` (what it costs:
 docs/performance.md, "The challenge shape")."""
 
 from __future__ import annotations
