@@ -78,8 +78,12 @@ rule train_lora_shared:
         args=manifest("train_lora_shared"),
     output:
         weights="results/shared/lora/pytorch_lora_weights.safetensors",
-        loss=report(multiext("results/shared/lora/loss", ".csv", ".png"), caption="../report/lora_loss_shared.rst",
-                    category="Shared LoRA", subcategory="1 LoRA training"),
+        loss=report(
+            multiext("results/shared/lora/loss", ".csv", ".png"),
+            caption="../report/lora_loss_shared.rst",
+            category="Shared LoRA",
+            subcategory="1 LoRA training",
+        ),
     log:
         "results/logs/train_lora_shared/all.log",
     benchmark:
