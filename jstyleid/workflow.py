@@ -118,6 +118,7 @@ SHARED_TRAINING_KEYS = (
     "lr_warmup_steps", "gradient_accumulation_steps", "class_prompt", "num_class_images", "prior_loss_weight",
     "lora_text_encoder", "lora_text_encoder_rank", "lora_text_encoder_lr", "validation_every",
 )
+SHARED_LORA_KEYS = ("lora_scope", "lora_steps_shared", "lora_rank_shared")
 SHARED_INSTANCE_PROMPT = "style_{style}"  # train-lora gives each folder of a shared LoRA style_<folder name>
 
 
@@ -507,8 +508,11 @@ class Plan:
 
     def shown_config(self) -> dict:
         """The config the report prints: every key that can change a picture, per-style overrides too."""
+        # lora_scope style: the shared LoRA's keys change no picture, and the report stays as before them
+        unshown = UNSHOWN_KEYS + (() if self.shares_lora() else SHARED_LORA_KEYS)
+
         def keep(settings):
-            return {key: value for key, value in settings.items() if key not in UNSHOWN_KEYS}
+            return {key: value for key, value in settings.items() if key not in unshown}
 
         overrides = {style: keep(settings) for style, settings in self.config["styles"].items()}
         return dict(keep(self.config), styles={style: kept for style, kept in overrides.items() if kept})

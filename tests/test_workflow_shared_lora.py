@@ -94,6 +94,12 @@ def test_a_style_folder_named_shared_is_refused_with_a_shared_lora(styles_dir):
         wf.check_lora_scope(make_config(styles_dir, lora_scope="shared"), ["01", "shared"])
 
 
+def test_the_report_shows_the_shared_keys_only_with_a_shared_lora(styles_dir):
+    shown = plan(styles_dir, lora_steps_shared=9).shown_config()
+    assert shown == plan(styles_dir).shown_config() and "lora_scope" not in shown
+    assert plan(styles_dir, lora_scope="shared").shown_config()["lora_steps_shared"] is None
+
+
 def test_lora_scope_is_global_only(styles_dir):
     from snakemake.exceptions import WorkflowError
 
