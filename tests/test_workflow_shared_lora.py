@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors.numpy import load_file
 from test_workflow import AFTER_INJECT, ROOT, chain, commands, copy_workflow, edit_config, pending, snakemake
 from test_workflow_functions import RULES, make_config, rule
 
@@ -153,8 +154,14 @@ def _repaint(image):
 def test_a_demo_run_with_the_shared_lora_and_what_retrains_it(workflow):
     edit_config(workflow, lora_scope="shared")
     snakemake(workflow, "--cores", "2")
-    assert (workflow / SHARED_WEIGHTS).is_file() and (workflow / "results/shared/lora/loss.png").is_file()
+    weights = load_file(workflow / SHARED_WEIGHTS)
+    assert {v.shape[0] for k, v in weights.items() if ".lora.down." in k} == {8}  # rank 4 x 2 styles
+    losses = (workflow / "results/shared/lora/loss.csv").read_text().splitlines()
+    assert len(losses) == 1 + 4  # a header, then 2 steps x 2 styles
     assert (workflow / "results/submission/mapping.json").is_file() and pending(workflow) == set()
+    edit_config(workflow, lora_steps_shared=3)  # the shared steps: the training and every chain after it
+    assert pending(workflow) == CHAINS | {("train_lora_shared", "*")}
+    edit_config(workflow, lora_steps_shared=None)
     _repaint(sorted((workflow / "data/02/images").iterdir())[0])
     assert pending(workflow) == CHAINS | {("train_lora_shared", "*"), ("invert_style", "02")}
     snakemake(workflow, "--cores", "2", "--until", "manifest")
