@@ -127,17 +127,21 @@ def check_lora_scope(config: dict, styles) -> None:
     if config["lora_scope"] != SHARED:
         return
     if SHARED in styles:
-        raise InputError(f"style folder {SHARED}", "its results/shared/ is the shared LoRA's; rename it or use lora_scope: style")
-    for style in styles:
-        if setting(config, style, "content_dir"):
-            continue  # no LoRA for it
+        raise InputError(f"style folder {SHARED}",
+                         "its results/shared/ is the shared LoRA's; rename it or use lora_scope: style")
+    sharing = [style for style in styles if not setting(config, style, "content_dir")]  # the others train no LoRA
+    for style in sharing:
+        overrides = config["styles"].get(style, {})
         for key in SHARED_TRAINING_KEYS:
-            if key in config["styles"].get(style, {}):
-                raise InputError(f"config styles {style} {key}",
-                                 "lora_scope: shared trains one LoRA for all styles; set it globally (or lora_steps_shared, lora_rank_shared)")
+            if key in overrides:
+                raise InputError(f"config styles {style} {key}", "lora_scope: shared trains one LoRA for all styles; "
+                                 "set it globally (or lora_steps_shared, lora_rank_shared)")
         if setting(config, style, "instance_prompt") != SHARED_INSTANCE_PROMPT:
-            where = f"config styles {style} instance_prompt" if "instance_prompt" in config["styles"].get(style, {}) else "config instance_prompt"
-            raise InputError(where, f"a shared LoRA gives each style its own token {SHARED_INSTANCE_PROMPT}; leave it at that")
+            where = f"config styles {style}" if "instance_prompt" in overrides else "config"
+            raise InputError(f"{where} instance_prompt",
+                             f"a shared LoRA gives each style its own token {SHARED_INSTANCE_PROMPT}; leave it at that")
+    if config["validation_every"] and not any(setting(config, style, "validation_prompts") for style in sharing):
+        raise InputError("config validation_prompts", "validation_every is set but no style has validation_prompts")
 
 
 def setting(config: dict, style: str, key: str):
@@ -396,7 +400,7 @@ class Plan:
 
     def loss_curve(self, style) -> str | None:
         """The LoRA loss curve PNG of the style; None when its content is the user's (no LoRA)."""
-        return None if self.user_content(style) else self.lora_rule(style).output.loss[1].format(style=style)
+        return None if self.user_content(style) else self.lora_rule().output.loss[1].format(style=style)
 
     def validation_strips(self, style) -> str | None:
         """The LoRA folder whose validation/ strips the report shows; None when validation is off."""
@@ -409,13 +413,13 @@ class Plan:
     def shares_lora(self) -> bool:
         return self.config["lora_scope"] == SHARED
 
-    def lora_rule(self, style):
-        """The rule that trains the style's LoRA."""
+    def lora_rule(self):
+        """The rule that trains the styles' LoRAs."""
         return self.rules.train_lora_shared if self.shares_lora() else self.rules.train_lora
 
     def lora_weights(self, style) -> str:
         """The LoRA file the style's generate loads."""
-        return self.lora_rule(style).output.weights.format(style=style)
+        return self.lora_rule().output.weights.format(style=style)
 
     def sharing_styles(self) -> list[str]:
         """The styles of the shared LoRA: those that generate their content."""
@@ -435,10 +439,8 @@ class Plan:
         with its own token; a prompt two styles share is drawn once)."""
         args = {"--style-dir": [str(self.styles_dir / style) for style in self.sharing_styles()]}
         if self.config["validation_every"]:
-            prompts = list(dict.fromkeys(p for style in self.sharing_styles() for p in self.validation_prompts(style)))
-            if not prompts:
-                raise InputError("config validation_prompts", "validation_every is set but no style has validation_prompts")
-            args["--validation-prompt"] = prompts
+            args["--validation-prompt"] = list(dict.fromkeys(p for style in self.sharing_styles()
+                                                             for p in self.validation_prompts(style)))
         return args
 
     # -- evaluation and selection (rules/evaluate.smk, rules/report.smk) --
