@@ -128,6 +128,17 @@ def test_dry_run_plans_one_shared_training_that_every_generate_reads(tmp_path):
         "'{prompt} in style_01'", "'{prompt} in style_02'"]
 
 
+def test_dry_run_the_shared_training_takes_the_levers_and_every_styles_validation_prompts(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    edit_config(workdir, lora_scope="shared", class_prompt="a painting", num_class_images=2, lora_text_encoder=True,
+                validation_every=1, validation_prompts=["a cat in style_{style}"])
+    [classes] = commands(workdir, "jstyleid class-images")
+    [shared] = _train_commands(workdir)
+    folder = classes.split("--out-dir ")[1].split()[0]
+    assert f"--class-dir {folder} --class-prompt 'a painting'" in shared and "--text-encoder-lora" in shared
+    assert "--validation-every 1 " in shared and "--validation-prompt 'a cat in style_01' 'a cat in style_02'" in shared
+
+
 def test_a_refusal_stops_the_run_before_any_job(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     edit_config(workdir, lora_scope="shared", styles={"02": {"lora_steps": 3}})
