@@ -109,6 +109,41 @@ def check_engine_levers(config: dict, styles) -> None:
                                  f"the Jittor engine cannot train {lever}; use engine: torch")
 
 
+# lora_scope: shared (rules/train_lora.smk, train_lora_shared): one LoRA on every generating style's images.
+# SHARED names its folder results/shared/ and stands for it where a style is asked: it has no override,
+# so its settings are the global ones. The keys that only shape the training cannot differ by style.
+SHARED = "shared"
+SHARED_TRAINING_KEYS = (
+    "lora_steps", "lora_rank", "lora_lr", "lora_batch_size", "lora_checkpoint_every", "lr_scheduler",
+    "lr_warmup_steps", "gradient_accumulation_steps", "class_prompt", "num_class_images", "prior_loss_weight",
+    "lora_text_encoder", "lora_text_encoder_rank", "lora_text_encoder_lr", "validation_every",
+)
+SHARED_LORA_KEYS = ("lora_scope", "lora_steps_shared", "lora_rank_shared")
+SHARED_INSTANCE_PROMPT = "style_{style}"  # train-lora gives each folder of a shared LoRA style_<folder name>
+
+
+def check_lora_scope(config: dict, styles) -> None:
+    """With lora_scope shared, refuse (one line) what one shared training cannot honour."""
+    if config["lora_scope"] != SHARED:
+        return
+    if SHARED in styles:
+        raise InputError(f"style folder {SHARED}",
+                         "its results/shared/ is the shared LoRA's; rename it or use lora_scope: style")
+    sharing = [style for style in styles if not setting(config, style, "content_dir")]  # the others train no LoRA
+    for style in sharing:
+        overrides = config["styles"].get(style, {})
+        for key in SHARED_TRAINING_KEYS:
+            if key in overrides:
+                raise InputError(f"config styles {style} {key}", "lora_scope: shared trains one LoRA for all styles; "
+                                 "set it globally (or lora_steps_shared, lora_rank_shared)")
+        if setting(config, style, "instance_prompt") != SHARED_INSTANCE_PROMPT:
+            where = f"config styles {style}" if "instance_prompt" in overrides else "config"
+            raise InputError(f"{where} instance_prompt",
+                             f"a shared LoRA gives each style its own token {SHARED_INSTANCE_PROMPT}; leave it at that")
+    if config["validation_every"] and not any(setting(config, style, "validation_prompts") for style in sharing):
+        raise InputError("config validation_prompts", "validation_every is set but no style has validation_prompts")
+
+
 def setting(config: dict, style: str, key: str):
     """A setting for one style: its override under `styles:` if any, else the global value."""
     return config["styles"].get(style, {}).get(key, config[key])
@@ -312,14 +347,16 @@ class Plan:
 
     def class_image_sets(self) -> dict[str, dict]:
         """{class key: settings}: one class-image set per distinct settings, shared by the styles asking for it."""
-        return {class_key(s): s for s in map(self.class_images_settings, self.styles) if s}
+        styles = self.styles + [SHARED] if self.shares_lora() else self.styles
+        return {class_key(s): s for s in map(self.class_images_settings, styles) if s}
 
     def class_images_dir(self, style) -> str | None:
         settings = self.class_images_settings(style)
         return f"results/class_images/{class_key(settings)}" if settings else None
 
     def train_lora_levers(self, style) -> str:
-        """train-lora options of the training levers; empty at their defaults (the command stays as before)."""
+        """train-lora options of the training levers; empty at their defaults (the command stays as before).
+        `style` SHARED: the shared LoRA's, from the global settings."""
         get = lambda key: self.setting(style, key)  # noqa: E731
         options = []
         if get("lr_scheduler") != "constant" or get("lr_warmup_steps"):
@@ -344,14 +381,13 @@ class Plan:
                 get("lora_text_encoder_lr"),
             ]
         if get("validation_every"):
-            prompts = [p.replace("{style}", style) for p in get("validation_prompts")]
-            if not prompts:
+            if style != SHARED and not self.validation_prompts(style):
                 raise InputError(f"style {style}", "validation_every is set but validation_prompts is empty")
             options += [
                 "--validation-every",
                 get("validation_every"),
-                "--validation-prompt",
-                *prompts,
+                # the shared LoRA's prompts (every style's) travel in its manifest
+                *(["--validation-prompt", *self.validation_prompts(style)] if style != SHARED else []),
                 "--validation-ddim-steps",
                 get("gen_steps"),
                 "--validation-guidance",
@@ -359,15 +395,53 @@ class Plan:
             ]
         return " ".join(shlex.quote(str(option)) for option in options)
 
+    def validation_prompts(self, style) -> list[str]:
+        return [p.replace("{style}", style) for p in self.setting(style, "validation_prompts")]
+
     def loss_curve(self, style) -> str | None:
         """The LoRA loss curve PNG of the style; None when its content is the user's (no LoRA)."""
-        return None if self.user_content(style) else self.rules.train_lora.output.loss[1].format(style=style)
+        return None if self.user_content(style) else self.lora_rule().output.loss[1].format(style=style)
 
     def validation_strips(self, style) -> str | None:
         """The LoRA folder whose validation/ strips the report shows; None when validation is off."""
         if self.user_content(style) or not self.setting(style, "validation_every"):
             return None
-        return str(Path(self.rules.train_lora.output.weights.format(style=style)).parent)
+        return str(Path(self.lora_weights(style)).parent)
+
+    # -- which LoRA a style's generate loads: its own, or the one shared by all (lora_scope) --
+
+    def shares_lora(self) -> bool:
+        return self.config["lora_scope"] == SHARED
+
+    def lora_rule(self):
+        """The rule that trains the styles' LoRAs."""
+        return self.rules.train_lora_shared if self.shares_lora() else self.rules.train_lora
+
+    def lora_weights(self, style) -> str:
+        """The LoRA file the style's generate loads."""
+        return self.lora_rule().output.weights.format(style=style)
+
+    def sharing_styles(self) -> list[str]:
+        """The styles of the shared LoRA: those that generate their content."""
+        return [style for style in self.styles if not self.user_content(style)]
+
+    def shared_lora_images(self) -> list[Path]:
+        return [image for style in self.sharing_styles() for image in self.style_images(style)]
+
+    def shared_lora_setting(self, key) -> int:
+        """lora_steps_shared / lora_rank_shared; unset: lora_steps / lora_rank x the number of styles, so each
+        style gets about the steps it would alone and its share of the rank."""
+        chosen = self.config[f"{key}_shared"]
+        return chosen if chosen is not None else self.config[key] * len(self.sharing_styles())
+
+    def shared_lora_args(self) -> dict:
+        """train-lora's style folders of the shared LoRA and, with validation, every style's prompts (each
+        with its own token; a prompt two styles share is drawn once)."""
+        args = {"--style-dir": [str(self.styles_dir / style) for style in self.sharing_styles()]}
+        if self.config["validation_every"]:
+            args["--validation-prompt"] = list(dict.fromkeys(p for style in self.sharing_styles()
+                                                             for p in self.validation_prompts(style)))
+        return args
 
     # -- evaluation and selection (rules/evaluate.smk, rules/report.smk) --
 
@@ -436,8 +510,11 @@ class Plan:
 
     def shown_config(self) -> dict:
         """The config the report prints: every key that can change a picture, per-style overrides too."""
+        # lora_scope style: the shared LoRA's keys change no picture, and the report stays as before them
+        unshown = UNSHOWN_KEYS + (() if self.shares_lora() else SHARED_LORA_KEYS)
+
         def keep(settings):
-            return {key: value for key, value in settings.items() if key not in UNSHOWN_KEYS}
+            return {key: value for key, value in settings.items() if key not in unshown}
 
         overrides = {style: keep(settings) for style, settings in self.config["styles"].items()}
         return dict(keep(self.config), styles={style: kept for style, kept in overrides.items() if kept})
@@ -448,8 +525,11 @@ class Plan:
         generated = [style for style in self.styles if not self.user_content(style)]
         preset = builtin_preset(self.config)
         files = [rules.make_model.benchmark.format(preset=preset)] if preset else []
-        for stage in (rules.train_lora, rules.generate):
-            files += [stage.benchmark.format(style=style) for style in generated]
+        if self.shares_lora():
+            files += [rules.train_lora_shared.benchmark] if generated else []
+        else:
+            files += [rules.train_lora.benchmark.format(style=style) for style in generated]
+        files += [rules.generate.benchmark.format(style=style) for style in generated]
         for stage in (rules.invert_style, rules.invert_content, rules.inject):
             files += [stage.benchmark.format(style=style) for style in self.styles]
         return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if self.evaluating() else [])
@@ -501,6 +581,8 @@ class Plan:
                     "submission": self.submission_args}[stage]()
         if stage == "generate":
             return self.generate_args(name)
+        if stage == "train_lora_shared":
+            return self.shared_lora_args()
         if stage in ("invert_style", "invert_content"):
             return self.invert_args(stage.removeprefix("invert_"), name)
         if stage == "inject":

@@ -47,6 +47,7 @@ try:
     for style, overrides in config["styles"].items():
         validated({**config, **overrides}, f"config styles {style}")
     wf.check_engine_levers(config, STYLES)
+    wf.check_lora_scope(config, STYLES)
 except InputError as err:
     raise WorkflowError(str(err))
 PLAN = wf.Plan(config, STYLES, rules, REFUSED)
@@ -107,6 +108,10 @@ init_images = PLAN.init_images
 candidate_references = PLAN.candidate_references
 class_images_dir = PLAN.class_images_dir
 train_lora_levers = PLAN.train_lora_levers
+lora_weights = PLAN.lora_weights
+shared_lora_images = PLAN.shared_lora_images
+shared_lora_setting = PLAN.shared_lora_setting
+SHARED = wf.SHARED
 loss_curve = PLAN.loss_curve
 benchmarks = PLAN.benchmarks
 evaluating = PLAN.evaluating
@@ -118,6 +123,7 @@ MANIFEST_STAGES = (
     "evaluate",
     "submission",
     "generate",
+    "train_lora_shared",
     "invert_style",
     "invert_content",
     "inject",

@@ -1,8 +1,8 @@
 rule generate:
-    """One content image per prompt of the style, with the style's LoRA."""
+    """One content image per prompt of the style, with the style's LoRA (or the one shared by all styles)."""
     input:
         model=model_input,
-        lora=rules.train_lora.output.weights,
+        lora=lambda w: lora_weights(w.style),
         init=lambda w: init_images(w.style),
         references=lambda w: candidate_references(w.style),
         args=lambda w: manifest("generate", w.style),

@@ -65,3 +65,47 @@ rule train_lora:
         " --lr {params.lr} --batch-size {params.batch_size} --resolution {params.resolution}"
         " --seed {params.seed} --instance-prompt {params.instance_prompt:q} {params.levers}"
         " --checkpoint-every {resources.checkpoint_every} {params.engine} 2> {log:q}"
+
+
+rule train_lora_shared:
+    """lora_scope: shared: one DreamBooth LoRA on the images of every style that generates its content, each
+    image with its own style's token style_XX; every such style's generate loads it. Any style's images
+    (and a new style) retrain it."""
+    input:
+        model=model_input,
+        images=lambda w: shared_lora_images(),
+        class_images=lambda w: class_images_dir(SHARED) or [],
+        args=manifest("train_lora_shared"),
+    output:
+        weights="results/shared/lora/pytorch_lora_weights.safetensors",
+        loss=report(
+            multiext("results/shared/lora/loss", ".csv", ".png"),
+            caption="../report/lora_loss_shared.rst",
+            category="Shared LoRA",
+            subcategory="1 LoRA training",
+        ),
+    log:
+        "results/logs/train_lora_shared/all.log",
+    benchmark:
+        "results/benchmarks/train_lora_shared/all.tsv"
+    threads: 1
+    resources:
+        **MODEL_JOB,
+        checkpoint_every=config["lora_checkpoint_every"],  # a resource: it changes no result (as train_lora's)
+    params:
+        model=model_param,
+        engine=ENGINE,
+        out_dir=lambda w, output: Path(output.weights).parent,
+        steps=shared_lora_setting("lora_steps"),
+        rank=shared_lora_setting("lora_rank"),
+        lr=config["lora_lr"],
+        batch_size=config["lora_batch_size"],
+        resolution=config["resolution"],
+        seed=config["seed"],
+        levers=lambda w: train_lora_levers(SHARED),
+    shell:
+        "jstyleid train-lora --model {params.model:q}"
+        " --out-dir {params.out_dir:q} --train-steps {params.steps} --rank {params.rank}"
+        " --lr {params.lr} --batch-size {params.batch_size} --resolution {params.resolution}"
+        " --seed {params.seed} {params.levers}"
+        " --checkpoint-every {resources.checkpoint_every} {params.engine} --args-file {input.args:q} 2> {log:q}"

@@ -1,4 +1,5 @@
-"""`jstyleid train-lora`: DreamBooth LoRA on one style folder (the loop: jstyleid/training/lora.py)."""
+"""`jstyleid train-lora`: DreamBooth LoRA on one style folder, or one LoRA shared by several (the workflow's
+lora_scope: shared passes them in an --args-file manifest); the loop: jstyleid/training/lora.py."""
 
 from __future__ import annotations
 
