@@ -40,6 +40,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--styles", type=int, default=CHALLENGE["styles"])
     p.add_argument("--cores", type=int, default=os.cpu_count())
+    p.add_argument("--gpus", type=int, default=1,
+                   help="model jobs at a time (--resources gpu=N, one GPU box); 0: no limit, what "
+                        "`snakemake --cores N` does on a CPU machine (and the challenge test)")
     p.add_argument("--startup-repeats", type=int, default=3, help="bench/startup.py probes per stage")
     p.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "jstyleid-challenge")
     p.add_argument("--out", type=Path, help="JSON results")
@@ -92,7 +95,8 @@ def run(args) -> dict:
 
     log = (folder / "snakemake.log").open("w")
     start = time.perf_counter()
-    process = subprocess.Popen(snakemake(folder, "--cores", str(args.cores), "--resources", "gpu=1"),
+    limit = ["--resources", f"gpu={args.gpus}"] if args.gpus else ["--set-threads", f"evaluate={args.cores}"]
+    process = subprocess.Popen(snakemake(folder, "--cores", str(args.cores), *limit),
                                stdout=log, stderr=subprocess.STDOUT, env=env)
     peak = [0]
     sampler = threading.Thread(target=lambda: peak.__setitem__(0, peak_rss_of(process)))
@@ -118,14 +122,14 @@ def run(args) -> dict:
         startup=startup.measure(args.startup_repeats, args.work / "startup"))
 
 
-HEADER = ("| date | styles | wall min | jobs | jobs/style | sum of job times min | fixed cost/job s (invert, inject; "
+HEADER = ("| date | styles | model jobs at once | wall min | jobs | jobs/style | sum of job times min | fixed cost/job s (invert, inject; "
           "best wall) | snakemake -n s | driver peak RSS MiB | report index.html KiB | report total MiB |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def row(r: dict, date: str) -> str:
     s = r["startup"]
-    return (f"| {date} | {r['styles']} | {r['wall_s'] / 60:.1f} | {r['jobs']} | {r['jobs_per_style']:.1f} | "
+    return (f"| {date} | {r['styles']} | {r.get('gpus', 1) or 'no limit'} | {r['wall_s'] / 60:.1f} | {r['jobs']} | {r['jobs_per_style']:.1f} | "
             f"{r['job_time_sum_s'] / 60:.1f} | {s['invert']['best_wall_s']:.2f}, {s['inject']['best_wall_s']:.2f} | "
             f"{r['planning_s']:.1f} | {r['driver_peak_rss_mib']:.0f} | {r['report_index_bytes'] / 1024:.0f} | "
             f"{r['report_total_bytes'] / 2**20:.1f} |")
@@ -133,7 +137,7 @@ def row(r: dict, date: str) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    results = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cores=args.cores, host=os.uname().nodename,
+    results = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cores=args.cores, gpus=args.gpus, host=os.uname().nodename,
                    settings=SETTINGS, **run(args))
     save(results, args.out)
     print(HEADER)
