@@ -50,11 +50,16 @@ try:
 except InputError as err:
     raise WorkflowError(str(err))
 PLAN = wf.Plan(config, STYLES, rules, REFUSED)
+try:
+    PLAN.check_sweeps()
+except InputError as err:
+    raise WorkflowError(str(err))
 
 
 wildcard_constraints:
     style="|".join(map(re.escape, STYLES)),
     label=r"[^/]+",
+    variant=r"[^/]+",
     class_key="[0-9a-f]{16}",
 
 
@@ -107,6 +112,10 @@ init_images = PLAN.init_images
 candidate_references = PLAN.candidate_references
 class_images_dir = PLAN.class_images_dir
 train_lora_levers = PLAN.train_lora_levers
+trained_steps = PLAN.trained_steps
+generation = PLAN.generation
+generation_lora = PLAN.generation_lora
+variant_cache_folders = PLAN.variant_cache_folders
 loss_curve = PLAN.loss_curve
 benchmarks = PLAN.benchmarks
 evaluating = PLAN.evaluating
