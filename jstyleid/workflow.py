@@ -655,6 +655,6 @@ class Plan:
             for role, names in (("content", self.prompts(style)), ("style", [p.stem for p in self.style_refs(style)])):
                 folder = f"results/{style}/cache/{role}"
                 yield role, steps, resolution, layers, [f for f in files_in(folder, names, ".h5") if not Path(f).exists()]
-            for variant in self.variants(style):
-                yield "content", steps, resolution, layers, [f for f in self.variant_caches(style, variant)
-                                                            if not Path(f).exists()]
+            for variant in self.variants(style):  # the rules' paths: this runs before the rule files are read
+                files = files_in(f"results/{style}/variants/{variant}/cache/content", self.prompts(style), ".h5")
+                yield "content", steps, resolution, layers, [f for f in files if not Path(f).exists()]
