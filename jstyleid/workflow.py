@@ -20,8 +20,11 @@ from typing import Any
 from .core.layers import PRESETS as LAYER_PRESETS, layers_label, resolve_layers
 from .errors import InputError
 from .storage.inputs import IMAGE_SUFFIXES, check_style, read_prompts, safe_filename, style_images
+from .training.lora import snapshot_file
 
-SWEEP_KEYS = ("gamma", "temperature", "layers", "style_refs_mode")
+SWEEP_KEYS = ("gamma", "temperature", "layers", "style_refs_mode")  # injection keys: the same caches
+# Generation keys of `sweep:` and their label prefixes: each combination is a chain of its own (a variant)
+VARIANT_KEYS = dict(lora_steps="lora", gen_strength="s", guidance="cfg")
 CANDIDATE_WEIGHTS = dict(dino="dino", clip_r="clip")  # the `evaluation:` key naming each metric's weights
 BUILTIN_PREFIX = "builtin:"
 # Keys that change no picture (resumption, what the scheduler is asked for): the report leaves them out
@@ -136,6 +139,10 @@ def check_lora_scope(config: dict, styles) -> None:
             if key in overrides:
                 raise InputError(f"config styles {style} {key}", "lora_scope: shared trains one LoRA for all styles; "
                                  "set it globally (or lora_steps_shared, lora_rank_shared)")
+        if setting(config, style, "sweep").get("lora_steps"):
+            where = f"config styles {style} sweep" if "sweep" in overrides else "config sweep"
+            raise InputError(f"{where}.lora_steps", "snapshots of a shared LoRA are not built yet; sweep "
+                             "gen_strength, guidance and the injection keys, or use lora_scope: style")
         if setting(config, style, "instance_prompt") != SHARED_INSTANCE_PROMPT:
             where = f"config styles {style}" if "instance_prompt" in overrides else "config"
             raise InputError(f"{where} instance_prompt",
@@ -254,25 +261,105 @@ class Plan:
         swept = [key for key in SWEEP_KEYS if sweep.get(key)]
         if not swept:
             return {}
-        points = {}
-        for values in itertools.product(*(sweep.get(key) or [self.setting(style, key)] for key in SWEEP_KEYS)):
-            params = dict(zip(SWEEP_KEYS, values))
-            shown = dict(gamma=params["gamma"], temperature=params["temperature"])
-            if "layers" in swept:
-                shown["layers"] = layers_label(params["layers"])
-            if "style_refs_mode" in swept:
-                shown["style_refs_mode"] = params["style_refs_mode"]
-            label = "_".join(
-                [f"g{params['gamma']}_t{params['temperature']}"]
-                + [str(shown[key]) for key in ("layers", "style_refs_mode") if key in shown]
-            )
-            points[label] = dict(params=params, shown=shown)
-        return points
+        combinations = itertools.product(*(sweep.get(key) or [self.setting(style, key)] for key in SWEEP_KEYS))
+        return dict(self._injection_point(dict(zip(SWEEP_KEYS, values)), swept) for values in combinations)
+
+    @staticmethod
+    def _injection_point(params, swept) -> tuple[str, dict]:
+        shown = dict(gamma=params["gamma"], temperature=params["temperature"])
+        if "layers" in swept:
+            shown["layers"] = layers_label(params["layers"])
+        if "style_refs_mode" in swept:
+            shown["style_refs_mode"] = params["style_refs_mode"]
+        label = "_".join(
+            [f"g{params['gamma']}_t{params['temperature']}"]
+            + [str(shown[key]) for key in ("layers", "style_refs_mode") if key in shown]
+        )
+        return label, dict(params=params, shown=shown)
+
+    def injection_points(self, style) -> dict[str, dict]:
+        """What a variant's chain injects: the sweep's points and the style's own setting (once)."""
+        swept = [key for key in SWEEP_KEYS if self.setting(style, "sweep").get(key)]
+        label, own = self._injection_point({key: self.setting(style, key) for key in SWEEP_KEYS}, swept)
+        return {label: own, **self.sweep_points(style)}
 
     def sweep_settings(self, style) -> list[dict]:
-        """The injections of the style's sweep, each as dict(label, params, outputs, shown)."""
-        return [dict(label=label, outputs=f"{self.sweep_folder(style)}/{label}", **point)
-                for label, point in self.sweep_points(style).items()]
+        """The candidates of the style's sweep, each as dict(label, params, outputs, shown, content_caches):
+        the injection points on the style's own caches (content_caches None), then every injection point
+        of each generation variant on the variant's caches, labelled <variant>_<injection label>."""
+        own = [dict(label=label, outputs=f"{self.sweep_folder(style)}/{label}", content_caches=None, **point)
+               for label, point in self.sweep_points(style).items()]
+        variants = [
+            dict(label=f"{variant}_{label}", outputs=f"{self.sweep_folder(style)}/{variant}_{label}",
+                 content_caches=self.variant_caches(style, variant), params=point["params"],
+                 shown=dict(point["shown"], variant=variant))
+            for variant in self.variants(style)
+            for label, point in self.injection_points(style).items()
+        ]
+        return own + variants
+
+    # -- generation variants (rules/generate.smk, rules/invert.smk: generate_variant, invert_content_variant) --
+
+    def variants(self, style) -> dict[str, dict]:
+        """{variant: {lora_steps, gen_strength, guidance}} of the combinations of the style's swept generation
+        keys (its own values for the others) other than its own one, which is the plain chain. The variant
+        names the swept keys: lora250_s0.6_cfg5."""
+        sweep = self.setting(style, "sweep")
+        swept = [key for key in VARIANT_KEYS if sweep.get(key)]
+        own = self.generation(style)
+        variants = {}
+        for values in itertools.product(*(sweep[key] for key in swept)):
+            params = dict(own, **dict(zip(swept, values)))
+            if params != own:
+                variants["_".join(f"{VARIANT_KEYS[key]}{params[key]}" for key in swept)] = params
+        return variants
+
+    def generation(self, style, variant=None) -> dict:
+        """The generation values of a variant, or the style's own (variant None)."""
+        if variant is not None:
+            return self.variants(style)[variant]
+        return {key: self.setting(style, key) for key in VARIANT_KEYS}
+
+    def check_sweeps(self) -> None:
+        """Refuse, in one line naming the style and key, a generation sweep that cannot run."""
+        for style in self.styles:
+            sweep = self.setting(style, "sweep")
+            swept = [key for key in VARIANT_KEYS if sweep.get(key)]
+            if swept and self.user_content(style):
+                raise InputError(f"config sweep.{swept[0]} (style {style})",
+                                 "the style brings its content (content_dir): nothing is generated to sweep")
+            if sweep.get("gen_strength") and self.setting(style, "gen_init") == "noise":
+                raise InputError(f"config sweep.gen_strength (style {style})",
+                                 "gen_init is noise, which has no strength; set gen_init or drop the list")
+
+    def variant_content_folder(self, style, variant) -> str:
+        return self.rules.generate_variant.output[0].format(style=style, variant=variant)
+
+    def variant_cache_folder(self, style, variant) -> str:
+        return self.rules.invert_content_variant.output[0].format(style=style, variant=variant)
+
+    def variant_caches(self, style, variant) -> list[str]:
+        return files_in(self.variant_cache_folder(style, variant), self.prompts(style), ".h5")
+
+    def variant_cache_folders(self, style) -> list[str]:
+        """What the style's inject job waits for besides its own caches: every variant's content caches."""
+        return [self.variant_cache_folder(style, variant) for variant in self.variants(style)]
+
+    def trained_steps(self, style) -> int:
+        """The style's one training runs to its own lora_steps or the largest swept value."""
+        return max([self.setting(style, "lora_steps"), *self.setting(style, "sweep").get("lora_steps", [])])
+
+    def snapshot_steps(self, style) -> list[int]:
+        """train-lora's --snapshot-steps: every step a chain generates with, the last too (so that a
+        larger value later finds all of them in the checkpoint and resumes); none without a lora_steps sweep."""
+        swept = self.setting(style, "sweep").get("lora_steps", [])
+        return sorted({self.setting(style, "lora_steps"), self.trained_steps(style), *swept}) if swept else []
+
+    def generation_lora(self, style, weights, variant=None) -> str:
+        """The LoRA a chain generates with: the training's weights at its last step, else the snapshot of
+        the chain's step (also for the style's own chain when the sweep trains further than its lora_steps)."""
+        steps = self.generation(style, variant)["lora_steps"]
+        return str(weights) if steps == self.trained_steps(style) else str(snapshot_file(Path(weights).parent, steps))
 
     def recorded_layers(self, style) -> tuple[str, ...]:
         """The layers the style's caches record: every layer its injections use (its own and its
@@ -299,12 +386,12 @@ class Plan:
             return self.style_images(style)
         return [find_image(Path(init.format(style=style)), name) for name in self.prompts(style)]
 
-    def init_args(self, style) -> dict:
+    def init_args(self, style, variant=None) -> dict:
         images = self.init_images(style)
         if not images:
             return {}
         option = "--init-mean" if self.setting(style, "gen_init") == "style_mean" else "--init-image"
-        return {option: [str(p) for p in images], "--strength": self.setting(style, "gen_strength")}
+        return {option: [str(p) for p in images], "--strength": self.generation(style, variant)["gen_strength"]}
 
     def candidate_references(self, style) -> list:
         """The images candidates are scored against: all of the style's, as the challenge compares."""
@@ -393,6 +480,8 @@ class Plan:
                 "--validation-guidance",
                 get("guidance"),
             ]
+        if self.snapshot_steps(style):  # a lora_steps sweep: one training, the LoRA kept at each step
+            options += ["--snapshot-steps", *self.snapshot_steps(style)]
         return " ".join(shlex.quote(str(option)) for option in options)
 
     def validation_prompts(self, style) -> list[str]:
@@ -462,7 +551,7 @@ class Plan:
 
     def all_sweep_outputs(self) -> list[str]:
         """The sweep folders of the styles with a sweep (what evaluate, report and selection wait for)."""
-        return [self.sweep_folder(style) for style in self.styles if self.sweep_points(style)]
+        return [self.sweep_folder(style) for style in self.styles if self.sweep_settings(style)]
 
     def eval_settings(self, style) -> list[dict]:
         """[{label, outputs, images}] of the style's picture sets: its content images, the StyleID
@@ -532,6 +621,9 @@ class Plan:
         files += [rules.generate.benchmark.format(style=style) for style in generated]
         for stage in (rules.invert_style, rules.invert_content, rules.inject):
             files += [stage.benchmark.format(style=style) for style in self.styles]
+        for stage in (rules.generate_variant, rules.invert_content_variant):
+            files += [stage.benchmark.format(style=style, variant=variant)
+                      for style in self.styles for variant in self.variants(style)]
         return files + [rules.submission.benchmark] + ([rules.evaluate.benchmark] if self.evaluating() else [])
 
     def store_logs(self) -> list[dict]:
@@ -579,10 +671,13 @@ class Plan:
         if stage in ("report", "evaluate", "submission"):
             return {"report": self.report_manifest, "evaluate": self.eval_manifest,
                     "submission": self.submission_args}[stage]()
+        style, _, variant = name.partition("/")  # a variant's job: <style>/<variant>
         if stage == "generate":
-            return self.generate_args(name)
+            return self.generate_args(style, variant or None)
         if stage == "train_lora_shared":
             return self.shared_lora_args()
+        if stage == "invert_content" and variant:
+            return self.variant_invert_args(style, variant)
         if stage in ("invert_style", "invert_content"):
             return self.invert_args(stage.removeprefix("invert_"), name)
         if stage == "inject":
@@ -591,11 +686,17 @@ class Plan:
             return self.inject_settings(name)
         raise ValueError(f"no manifest for stage {stage!r}")
 
-    def generate_args(self, style) -> dict:
-        """generate's prompts, one output each, and the levers' images."""
+    def generate_args(self, style, variant=None) -> dict:
+        """generate's prompts, one output each, and the levers' images (of the style or one of its variants)."""
         names = self.prompts(style)
-        return {"--prompt": list(names.values()), "--out": files_in(self.generated_folder(style), names, ".png"),
-                **self.init_args(style), **self.candidates_args(style)}
+        folder = self.variant_content_folder(style, variant) if variant else self.generated_folder(style)
+        return {"--prompt": list(names.values()), "--out": files_in(folder, names, ".png"),
+                **self.init_args(style, variant), **self.candidates_args(style)}
+
+    def variant_invert_args(self, style, variant) -> dict:
+        """invert's content images of a variant and their caches."""
+        images = files_in(self.variant_content_folder(style, variant), self.prompts(style), ".png")
+        return {"--images": images, "--out": self.variant_caches(style, variant)}
 
     def invert_args(self, role, style) -> dict:
         """invert's images and caches: the chosen style references, or one content image per prompt."""
@@ -617,11 +718,13 @@ class Plan:
         """inject's --settings (jstyleid/pipelines/inject.py, read_settings): the style's own setting into
         its StyleID folder, then each sweep setting into its folder; one output per prompt each."""
         own = {key: self.setting(style, key) for key in SWEEP_KEYS}
-        runs = [(own, self.styleid_folder(style))] + [(p["params"], p["outputs"]) for p in self.sweep_settings(style)]
+        runs = [(own, self.styleid_folder(style), None)] + [(p["params"], p["outputs"], p["content_caches"])
+                                                           for p in self.sweep_settings(style)]
         return [dict(gamma=params["gamma"], temperature=params["temperature"], adain=self.setting(style, "adain"),
                      layers=list(resolve_layers(params["layers"])), refs_mode=params["style_refs_mode"],
-                     out=files_in(folder, self.prompts(style), ".png"))
-                for params, folder in runs]
+                     out=files_in(folder, self.prompts(style), ".png"),
+                     **({"content_caches": caches} if caches else {}))
+                for params, folder, caches in runs]
 
     def submission_args(self) -> dict:
         """The submission's prompt files and image folders, one per style, and the selection."""
@@ -638,3 +741,6 @@ class Plan:
             for role, names in (("content", self.prompts(style)), ("style", [p.stem for p in self.style_refs(style)])):
                 folder = f"results/{style}/cache/{role}"
                 yield role, steps, resolution, layers, [f for f in files_in(folder, names, ".h5") if not Path(f).exists()]
+            for variant in self.variants(style):  # the rules' paths: this runs before the rule files are read
+                files = files_in(f"results/{style}/variants/{variant}/cache/content", self.prompts(style), ".h5")
+                yield "content", steps, resolution, layers, [f for f in files if not Path(f).exists()]

@@ -51,11 +51,16 @@ try:
 except InputError as err:
     raise WorkflowError(str(err))
 PLAN = wf.Plan(config, STYLES, rules, REFUSED)
+try:
+    PLAN.check_sweeps()
+except InputError as err:
+    raise WorkflowError(str(err))
 
 
 wildcard_constraints:
     style="|".join(map(re.escape, STYLES)),
     label=r"[^/]+",
+    variant=r"[^/]+",
     class_key="[0-9a-f]{16}",
 
 
@@ -112,6 +117,10 @@ lora_weights = PLAN.lora_weights
 shared_lora_images = PLAN.shared_lora_images
 shared_lora_setting = PLAN.shared_lora_setting
 SHARED = wf.SHARED
+trained_steps = PLAN.trained_steps
+generation = PLAN.generation
+generation_lora = PLAN.generation_lora
+variant_cache_folders = PLAN.variant_cache_folders
 loss_curve = PLAN.loss_curve
 benchmarks = PLAN.benchmarks
 evaluating = PLAN.evaluating

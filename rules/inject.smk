@@ -1,11 +1,14 @@
 rule inject:
     """StyleID: each content cache of the style stylised with all its style reference caches, for the
-    style's own setting (styleid/) and every setting of its sweep (sweep/<label>/), in one job: the model
-    loaded once, each cache opened once; the store keeps finished images, so a new setting computes only its own."""
+    style's own setting (styleid/) and every setting of its sweep (sweep/<label>/), every generation variant's
+    caches included, in one job: the model loaded once, each cache opened once (and one sweep folder, as
+    Snakemake refuses an output inside another job's folder); the store keeps finished images, so a new
+    setting computes only its own."""
     input:
         model=model_input,
         content=rules.invert_content.output[0],
         style=rules.invert_style.output[0],
+        variant_contents=lambda w: variant_cache_folders(w.style),
         args=lambda w: manifest("inject", w.style),
         settings=lambda w: manifest("inject_settings", w.style),
     output:

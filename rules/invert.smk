@@ -42,3 +42,19 @@ use rule invert_style as invert_content with:
         "results/benchmarks/invert_content/{style}.tsv"
     params:
         role="content",
+
+
+use rule invert_style as invert_content_variant with:
+    """DDIM inversion caches of a generation variant's content images."""
+    input:
+        model=model_input,
+        images=lambda w: rules.generate_variant.output[0].format(style=w.style, variant=w.variant),
+        args=lambda w: manifest("invert_content", f"{w.style}/{w.variant}"),
+    output:
+        directory("results/{style}/variants/{variant}/cache/content"),
+    log:
+        "results/logs/invert_content/{style}/{variant}.log",
+    benchmark:
+        "results/benchmarks/invert_content/{style}/{variant}.tsv"
+    params:
+        role="content",

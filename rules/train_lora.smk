@@ -29,7 +29,8 @@ rule class_images:
 
 
 rule train_lora:
-    """DreamBooth LoRA on all images of the style folder (resumes from its checkpoint after a kill)."""
+    """DreamBooth LoRA on all images of the style folder (resumes from its checkpoint after a kill); with a
+    lora_steps sweep, to its largest step, keeping the LoRA at each swept step (lora/snapshots/step-N/)."""
     input:
         model=model_input,
         images=lambda w: style_images(STYLES_DIR / w.style),
@@ -51,7 +52,7 @@ rule train_lora:
         engine=ENGINE,
         style_dir=lambda w: STYLES_DIR / w.style,
         out_dir=lambda w, output: Path(output.weights).parent,
-        steps=per_style("lora_steps"),
+        steps=lambda w: trained_steps(w.style),
         rank=per_style("lora_rank"),
         lr=per_style("lora_lr"),
         batch_size=per_style("lora_batch_size"),

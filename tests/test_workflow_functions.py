@@ -46,6 +46,10 @@ RULES = SimpleNamespace(
                       ["results/logs/invert_style/{style}.log"]),
     invert_content=rule(["results/{style}/cache/content"], "results/benchmarks/invert_content/{style}.tsv",
                         ["results/logs/invert_content/{style}.log"]),
+    generate_variant=rule(["results/{style}/variants/{variant}/content"],
+                          "results/benchmarks/generate/{style}/{variant}.tsv"),
+    invert_content_variant=rule(["results/{style}/variants/{variant}/cache/content"],
+                                "results/benchmarks/invert_content/{style}/{variant}.tsv"),
     inject=rule(["results/{style}/styleid", "results/{style}/sweep"], "results/benchmarks/inject/{style}.tsv",
                 ["results/logs/inject/{style}.log"], styleid="results/{style}/styleid", sweep="results/{style}/sweep"),
     submission=rule(["results/submission"], "results/benchmarks/submission/all.tsv"),
@@ -56,7 +60,8 @@ RULES = SimpleNamespace(
 def test_stand_in_rules_use_the_rule_files_paths():
     text = "".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
     templates = [RULES.make_model.output[0], RULES.train_lora.output.weights, RULES.inject.output.sweep]
-    templates += [getattr(RULES, name).output[0] for name in ("generate", "inject", "evaluate")]
+    templates += [getattr(RULES, name).output[0] for name in ("generate", "inject", "evaluate", "generate_variant",
+                                                              "invert_content_variant")]
     missing = [t for t in templates if f'"{t}"' not in text]
     assert not missing, missing
 
@@ -301,3 +306,60 @@ def test_the_report_shows_the_config_without_the_keys_that_change_no_picture(sty
     assert shown["styles"] == {"01": {"gamma": 0.5}} and shown["lora_steps"] == base.config["lora_steps"]
     assert not set(wf.UNSHOWN_KEYS) & set(shown)
     assert plan(styles_dir, gamma=0.5).report_manifest() != base.report_manifest()
+
+
+# -- generation variants of `sweep:` (issue 19): lora_steps snapshots, gen_strength, guidance --
+
+def test_variants_are_the_generation_combinations_other_than_the_styles_own(styles_dir):
+    sweeping = plan(styles_dir, lora_steps=2, guidance=7.5, sweep=dict(lora_steps=[1, 2], guidance=[5, 7.5]))
+    assert list(sweeping.variants("01")) == ["lora1_cfg5", "lora1_cfg7.5", "lora2_cfg5"]  # lora2_cfg7.5: the own chain
+    assert sweeping.variants("01")["lora2_cfg5"] == dict(lora_steps=2, gen_strength=0.8, guidance=5)
+    assert plan(styles_dir, sweep=dict(gamma=[0.5])).variants("01") == {}
+
+
+def test_one_training_to_the_largest_step_keeps_a_snapshot_of_each(styles_dir):
+    sweeping = plan(styles_dir, lora_steps=2, sweep=dict(lora_steps=[3, 1]))
+    assert sweeping.trained_steps("01") == 3 and sweeping.snapshot_steps("01") == [1, 2, 3]
+    assert sweeping.train_lora_levers("01") == "--snapshot-steps 1 2 3"
+    weights = "results/01/lora/pytorch_lora_weights.safetensors"
+    # the own chain (2 steps) takes its snapshot, the largest step the weights themselves
+    assert sweeping.generation_lora("01", weights) == "results/01/lora/snapshots/step-2/pytorch_lora_weights.safetensors"
+    assert sweeping.generation_lora("01", weights, "lora3") == weights
+    assert plan(styles_dir, lora_steps=2).snapshot_steps("01") == [] and plan(styles_dir).train_lora_levers("01") == ""
+    assert plan(styles_dir, lora_steps=2).generation_lora("01", weights) == weights
+
+
+def test_every_variant_injects_every_setting_from_its_own_caches(styles_dir):
+    sweeping = plan(styles_dir, gen_init="style_mean", sweep=dict(gen_strength=[0.5], gamma=[0.25, 0.75]))
+    labels = [s["label"] for s in sweeping.sweep_settings("01")]
+    assert labels == ["g0.25_t1.5", "g0.75_t1.5", "s0.5_g0.75_t1.5", "s0.5_g0.25_t1.5"]  # own setting first, once
+    settings = sweeping.manifest("inject_settings", "01")
+    assert [s.get("content_caches", [""])[0] for s in settings] == [""] * 3 + [
+        "results/01/variants/s0.5/cache/content/Bird.h5"] * 2
+    assert settings[3]["out"][0] == "results/01/sweep/s0.5_g0.75_t1.5/Bird.png"
+    assert sweeping.manifest("generate", "01/s0.5")["--strength"] == 0.5
+    assert sweeping.manifest("generate", "01")["--strength"] == 0.8
+    assert sweeping.manifest("invert_content", "01/s0.5") == {
+        "--images": [f"results/01/variants/s0.5/content/{name}.png" for name in sweeping.prompts("01")],
+        "--out": [f"results/01/variants/s0.5/cache/content/{name}.h5" for name in sweeping.prompts("01")]}
+    # evaluate scores every candidate, so select chooses over the whole chain
+    assert [s["label"] for s in sweeping.eval_settings("01")] == ["content", "styleid", *labels]
+    assert sweeping.variant_cache_folders("01") == ["results/01/variants/s0.5/cache/content"]
+
+
+def test_a_generation_variant_only_adds_to_the_benchmarks_and_disk_check(styles_dir):
+    plain = plan(styles_dir, usable=["01"])
+    sweeping = plan(styles_dir, usable=["01"], sweep=dict(guidance=[5]))
+    assert sweeping.benchmarks()[:-1] == plain.benchmarks()[:-1] + [
+        "results/benchmarks/generate/01/cfg5.tsv", "results/benchmarks/invert_content/01/cfg5.tsv"]
+    assert len(list(sweeping.planned_caches())) == len(list(plain.planned_caches())) + 1
+
+
+@pytest.mark.parametrize("changes, where", [
+    (dict(sweep=dict(gen_strength=[0.5])), "config sweep.gen_strength (style 01): gen_init is noise"),
+    (dict(content_dir="mine/{style}", sweep=dict(lora_steps=[5])), "config sweep.lora_steps (style 01): the style brings"),
+])
+def test_a_generation_sweep_that_cannot_run_is_refused_in_one_line(styles_dir, changes, where):
+    with pytest.raises(InputError) as refusal:
+        plan(styles_dir, **changes).check_sweeps()
+    assert str(refusal.value).startswith(where) and "\n" not in str(refusal.value)

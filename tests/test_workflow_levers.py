@@ -12,7 +12,7 @@ from test_workflow import (AFTER_INJECT, assert_config_refused, chain, commands,
                            inject_settings, pending, setting_folders, snakemake)
 
 
-NEW_FLAGS = ("--layers", "--refs-mode", "--init-image", "--init-mean", "--strength", "--candidates")
+NEW_FLAGS = ("--layers", "--refs-mode", "--init-image", "--init-mean", "--strength", "--candidates", "--snapshot-steps")
 
 
 @pytest.mark.slow

@@ -81,6 +81,8 @@ def test_the_shared_levers_are_the_global_ones_and_validation_draws_every_styles
     (dict(instance_prompt="sks {style}"), "config instance_prompt: a shared LoRA gives each style its own token"),
     (dict(styles={"01": {"instance_prompt": "sks"}}), "config styles 01 instance_prompt: a shared LoRA"),
     (dict(validation_every=2), "config validation_prompts: validation_every is set but no style has"),
+    (dict(sweep={"lora_steps": [2, 4]}), "config sweep.lora_steps: snapshots of a shared LoRA are not built yet"),
+    (dict(styles={"02": {"sweep": {"lora_steps": [2]}}}), "config styles 02 sweep.lora_steps: snapshots of a shared"),
 ])
 def test_what_one_shared_training_cannot_honour_is_refused_in_one_line(styles_dir, config, line):
     settings = make_config(styles_dir, lora_scope="shared", **config)

@@ -24,12 +24,13 @@ class Setting:
     refs_mode: str
     out: list[str]
     latent_out: list[str] | None = None
+    content_caches: list[str] | None = None  # its own content caches (a generation variant's), else the job's
 
 
 def read_settings(path, defaults: dict, n_contents: int) -> list[Setting]:
     """The settings of inject's --settings FILE: a JSON list of objects {"out": [one .png per content],
-    and optionally "latent_out", "gamma", "temperature", "adain", "layers", "refs_mode"}; a key left
-    out takes `defaults` (the command line's value). Refuses the first bad key naming the file and key."""
+    and optionally "latent_out", "gamma", "temperature", "adain", "layers", "refs_mode", "content_caches"};
+    a key left out takes `defaults` (the command line's value; content_caches: --content-caches). Refuses the first bad key naming the file and key."""
     from ..core.layers import resolve_layers
 
     try:
@@ -47,6 +48,7 @@ def read_settings(path, defaults: dict, n_contents: int) -> list[Setting]:
         refs_mode=(lambda v: v in REFS_MODES, " or ".join(REFS_MODES)),
         out=(lambda v: names(v) and len(v) == n_contents, f"a list of {n_contents} file names (one per content cache)"),
         latent_out=(lambda v: names(v) and len(v) == n_contents, f"a list of {n_contents} .npy file names"),
+        content_caches=(lambda v: names(v) and len(v) == n_contents, f"a list of {n_contents} content caches (.h5)"),
     )
     settings = []
     for i, entry in enumerate(entries):
@@ -65,7 +67,8 @@ def read_settings(path, defaults: dict, n_contents: int) -> list[Setting]:
         values = {**defaults, **entry}
         settings.append(Setting(gamma=float(values["gamma"]), temperature=float(values["temperature"]),
                                 adain=values["adain"], layers=resolve_layers(values["layers"]),
-                                refs_mode=values["refs_mode"], out=values["out"], latent_out=values.get("latent_out")))
+                                refs_mode=values["refs_mode"], out=values["out"], latent_out=values.get("latent_out"),
+                                content_caches=values.get("content_caches")))
     return settings
 
 

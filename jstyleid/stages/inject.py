@@ -18,7 +18,8 @@ SETTINGS_HELP = """\
 a JSON file of several settings run with the model loaded once and each cache opened once (the
 workflow's one inject job per style: its own setting and its sweep): a list of objects
 {"out": [one .png per content cache], "latent_out": [...], "gamma": G, "temperature": T,
-"adain": true|false, "layers": PRESET or [module paths], "refs_mode": "pool"|"rotate"}; a key
+"adain": true|false, "layers": PRESET or [module paths], "refs_mode": "pool"|"rotate",
+"content_caches": [.h5 files, as many as --content-caches: a generation variant's]}; a key
 left out takes the command line's value; replaces --out and --latent-out"""
 
 
@@ -75,9 +76,14 @@ def run(args):
         check_names(setting.out)
         check_names(setting.latent_out or [], "--latent-out")
 
-    contents = open_caches(args.content_caches, "content")
+    # each setting's content caches: the command line's, or its own (a generation variant's), opened once
+    opened = {}
+    for paths in [args.content_caches] + [setting.content_caches for setting in settings if setting.content_caches]:
+        if tuple(paths) not in opened:
+            opened[tuple(paths)] = open_caches(paths, "content")
+    contents_of = lambda setting: opened[tuple(setting.content_caches or args.content_caches)]  # noqa: E731
     styles = open_caches(args.style_caches, "style")
-    for cache in contents + styles:
+    for cache in [c for caches in opened.values() for c in caches] + styles:
         if args.expect_ddim_steps is not None and cache.steps != args.expect_ddim_steps:
             raise InputError(cache.path, f"cache has {cache.steps} inversion steps, "
                                          f"--expect-ddim-steps is {args.expect_ddim_steps}")
@@ -88,7 +94,7 @@ def run(args):
     modes = []
     for setting in settings:  # every setting checked before the first one's work
         engine.use_layers(setting.layers)
-        mode = check_compatible(contents + styles, model=engine.fingerprint,
+        mode = check_compatible(contents_of(setting) + styles, model=engine.fingerprint,
                                 prediction_type=engine.schedule.prediction_type, layers=setting.layers)
         if args.features == "stored" and mode != "stored":
             raise InputError("--features", "stored features were asked for, but some caches have none")
@@ -98,6 +104,7 @@ def run(args):
                  len(settings), setting.gamma, setting.temperature, setting.adain, len(setting.layers),
                  setting.refs_mode, Path(setting.out[0]).parent)
         engine.use_layers(setting.layers)
+        contents = contents_of(setting)
         for content_rows, style_rows in reference_groups(len(contents), len(styles), setting.refs_mode):
             inject_images(engine, [contents[i] for i in content_rows], [styles[j] for j in style_rows],
                           [setting.out[i] for i in content_rows],
