@@ -125,6 +125,18 @@ SHARED_LORA_KEYS = ("lora_scope", "lora_steps_shared", "lora_rank_shared")
 SHARED_INSTANCE_PROMPT = "style_{style}"  # train-lora gives each folder of a shared LoRA style_<folder name>
 
 
+def check_selection(config: dict, styles) -> None:
+    """Refuse, before any job, a per-prompt choice the submission could not make."""
+    for style in styles:
+        if setting(config, style, "select_per") != "prompt":
+            continue
+        where = f"config styles {style}" if "select_per" in config["styles"].get(style, {}) else "config"
+        metric = setting(config, style, "select")
+        if metric in ("none", "fid"):
+            raise InputError(f"{where} select_per", f"prompt needs a per-image score in select (style {style} has "
+                             f"{metric}; fid compares sets): final, hist, dino, lpips, clip_iqa or clip_r")
+
+
 def check_lora_scope(config: dict, styles) -> None:
     """With lora_scope shared, refuse (one line) what one shared training cannot honour."""
     if config["lora_scope"] != SHARED:
@@ -584,8 +596,10 @@ class Plan:
         """--scores/--select of the submission; none (the plain submission) when no style selects."""
         if not self.selecting():
             return {}
-        return {"--scores": self.rules.evaluate.output[0],
+        args = {"--scores": self.rules.evaluate.output[0],
                 "--select": [self.setting(style, "select") for style in self.styles]}
+        per = [self.setting(style, "select_per") for style in self.styles]
+        return {**args, "--select-per": per} if "prompt" in per else args  # off: the command as before
 
     def report_evaluation(self) -> dict | None:
         """The report's scores section: scores.json and each style's `select`; None without evaluation."""
@@ -593,7 +607,10 @@ class Plan:
             return None
         # the report shows null as "the default output"
         chosen = {style: self.setting(style, "select") if self.selects(style) else None for style in self.styles}
-        return dict(scores=self.rules.evaluate.output[0], select=chosen)
+        per_prompt = [style for style in self.styles if self.selects(style)
+                      and self.setting(style, "select_per") == "prompt"]
+        return dict(scores=self.rules.evaluate.output[0], select=chosen,
+                    **({"per_prompt": per_prompt} if per_prompt else {}))  # off: the manifest as before
 
     # -- the report (rules/report.smk) --
 

@@ -48,6 +48,7 @@ try:
         validated({**config, **overrides}, f"config styles {style}")
     wf.check_engine_levers(config, STYLES)
     wf.check_lora_scope(config, STYLES)
+    wf.check_selection(config, STYLES)
 except InputError as err:
     raise WorkflowError(str(err))
 PLAN = wf.Plan(config, STYLES, rules, REFUSED)

@@ -85,6 +85,18 @@ def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
     assert scores["metrics"]["hist"]["status"] == "ok" and scores["overall"]["styleid"]["final"] is None
     html = (workflow / "results/report/index.html").read_text()
     assert "<h2>Scores</h2>" in html and "(submitted)" in html and (workflow / "results/report/scores.png").is_file()
+    edit_config(workflow, select_per="prompt")  # each prompt from its best setting: only the submission changes
+    assert pending(workflow) == {("submission", "*"), ("report", "*")}
+    snakemake(workflow, "--cores", "2")
+    by_prompt = json.loads((workflow / "results/submission/mapping.json").read_text())["selection"]
+    for style in ("01", "02"):
+        for prompt, won in by_prompt[style]["prompts"].items():
+            rows = {k: v["per_image"]["hist"] for k, v in scores["styles"][style].items() if k != "content"}
+            best = max(next(x for image, x in row.items() if image.endswith(f"/{prompt}.png")) for row in rows.values())
+            assert won["value"] == best
+    page = (workflow / "results/report/index.html").read_text()
+    assert "<th>prompts won</th>" in page and "Submitted per prompt by hist" in page
+    edit_config(workflow, select_per="style")
     edit_config(workflow, styles={"02": {"select": "none"}})  # one style back to the default output
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
     edit_config(workflow, select="none", styles={})

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..storage.fileio import atomic_path
 from .score import FINAL, PARTS
-from .select import choose
+from .select import choose, choose_per_prompt
 
 COLUMNS = (*PARTS, FINAL)
 
@@ -28,19 +28,30 @@ def section(evaluation: dict, out_dir: Path) -> str:
             f"final only when all six parts are present.</p><ul>{parts}</ul>",
             "<h3>All styles</h3>", _table(scores["overall"]),
             '<p><img class="loss" src="scores.png" alt="scores per setting"></p>']
+    per_prompt = set(evaluation.get("per_prompt", ()))
     for style, rows in scores["styles"].items():
         metric = evaluation["select"].get(style)
-        chosen = choose(scores, metric, style, where=evaluation["scores"]) if metric else None
-        body += [f"<h3>Style {_e(style)}</h3>", _table(rows, chosen and chosen["setting"]), _selected(chosen)]
+        body.append(f"<h3>Style {_e(style)}</h3>")
+        if metric and style in per_prompt:
+            won = choose_per_prompt(scores, metric, style, where=evaluation["scores"])
+            body += [_table(rows, wins=won["wins"]), f"<p>Submitted per prompt by {_e(metric)}: each prompt's image "
+                     "from the setting that scores best on it (the prompts each setting won: last column).</p>"]
+        else:
+            chosen = choose(scores, metric, style, where=evaluation["scores"]) if metric else None
+            body += [_table(rows, chosen and chosen["setting"]), _selected(chosen)]
     return "\n".join(body)
 
 
-def _table(rows: dict, highlight=None) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
+def _table(rows: dict, highlight=None, wins=None) -> str:
+    """Rows: settings; columns: the parts and final; the submitted setting marked, or with a per-prompt
+    choice the number of prompts each setting won."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS) + ("<th>prompts won</th>" if wins is not None else "")
     lines = []
     for label, row in rows.items():
         cells = "".join(f"<td class=num>{_number(row.get(c))}</td>" for c in COLUMNS)
-        mark = " (submitted)" if label == highlight else ""
+        if wins is not None:
+            cells += f"<td class=num>{wins.get(label, '&ndash;')}</td>"
+        mark = " (submitted)" if label == highlight or (wins or {}).get(label) else ""
         lines.append(f"<tr><td>{_e(label)}{mark}</td>{cells}</tr>")
     return f"<table><tr><th>Setting</th>{head}</tr>\n" + "\n".join(lines) + "</table>"
 
