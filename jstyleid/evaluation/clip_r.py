@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .metric import Metric
+from .metric import Metric, pooled_outputs
 from .weights import fingerprint, hugging_face
 
 NAME = "clip_r"
@@ -84,16 +84,7 @@ class ClipR(Metric):
 
     def compute(self, images, references=()):
         """Each image's CLIP embedding (CLIPModel's image_embeds before normalisation)."""
-        import torch
-        from PIL import Image
-
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(images), self.batch_size):
-                batch = [Image.open(p).convert("RGB") for p in images[i:i + self.batch_size]]
-                inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
-                out += list(self.model.get_image_features(**inputs).pooler_output.float().cpu().numpy())
-        return out
+        return pooled_outputs(images, self.processor, self.model.get_image_features, self.batch_size, self.device)
 
     def compute_texts(self, texts):
         """Each candidate text's CLIP embedding (text_embeds before normalisation)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metric import Metric
+from .metric import Metric, pooled_outputs
 from .weights import fingerprint, hugging_face
 
 NAME = "dino"
@@ -41,16 +41,7 @@ class Dino(Metric):
 
     def compute(self, images, references=()):
         """Each image's pooler_output."""
-        import torch
-        from PIL import Image
-
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(images), self.batch_size):
-                batch = [Image.open(p).convert("RGB") for p in images[i:i + self.batch_size]]
-                inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
-                out += list(self.model(**inputs).pooler_output.float().cpu().numpy())
-        return out
+        return pooled_outputs(images, self.processor, self.model, self.batch_size, self.device)
 
     def value(self, values, reference_values, images) -> dict:
         import torch

@@ -37,3 +37,18 @@ class Metric:
         generated, references = list(generated), list(references)
         refs = self.compute(references, ()) if self.reference_values else None
         return self.value(self.compute(generated, references), refs, generated)
+
+
+def pooled_outputs(images: Sequence, processor, forward, batch_size: int, device) -> list[np.ndarray]:
+    """`forward(**processor(images)).pooler_output` of each image (opened as RGB), in batches, float32:
+    the features DINO and CLIP-R compare."""
+    import torch
+    from PIL import Image
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            batch = [Image.open(p).convert("RGB") for p in images[i:i + batch_size]]
+            inputs = processor(images=batch, return_tensors="pt").to(device)
+            out += list(forward(**inputs).pooler_output.float().cpu().numpy())
+    return out
