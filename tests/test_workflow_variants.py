@@ -93,8 +93,8 @@ def test_a_snapshot_sweep_runs_end_to_end_and_select_chooses_over_it(workflow):
     snakemake(workflow, "--cores", "2")
     labels = ["lora1_g0.75_t1.5", "lora3_g0.75_t1.5"]
     for label in labels:
-        assert sorted(p.name for p in (workflow / "results/02/sweep" / label).iterdir()) == sorted(
-            p.name for p in (workflow / "results/02/styleid").iterdir())
+        assert sorted(p.name for p in (workflow / "results/02/sweep" / label).glob("*.png")) == sorted(
+            p.name for p in (workflow / "results/02/styleid").glob("*.png"))
     rows = json.loads((workflow / "results/eval/scores.json").read_text())["styles"]["02"]
     assert set(rows) == {"content", "styleid", *labels}
     chosen = json.loads((workflow / "results/submission/mapping.json").read_text())["selection"]["02"]
