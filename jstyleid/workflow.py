@@ -618,9 +618,14 @@ class Plan:
         """The config the report prints: every key that can change a picture, per-style overrides too."""
         # lora_scope style: the shared LoRA's keys change no picture, and the report stays as before them
         unshown = UNSHOWN_KEYS + (() if self.shares_lora() else SHARED_LORA_KEYS)
+        if all(self.setting(style, "select_per") == "style" for style in self.styles):
+            unshown += ("select_per",)  # its default: the report stays as before the key
 
         def keep(settings):
-            return {key: value for key, value in settings.items() if key not in unshown}
+            kept = {key: value for key, value in settings.items() if key not in unshown}
+            if "sweep" in kept:  # unswept generation keys likewise
+                kept["sweep"] = {key: v for key, v in kept["sweep"].items() if v or key not in VARIANT_KEYS}
+            return kept
 
         overrides = {style: keep(settings) for style, settings in self.config["styles"].items()}
         return dict(keep(self.config), styles={style: kept for style, kept in overrides.items() if kept})

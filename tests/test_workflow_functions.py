@@ -306,6 +306,10 @@ def test_the_report_shows_the_config_without_the_keys_that_change_no_picture(sty
     assert shown["styles"] == {"01": {"gamma": 0.5}} and shown["lora_steps"] == base.config["lora_steps"]
     assert not set(wf.UNSHOWN_KEYS) & set(shown)
     assert plan(styles_dir, gamma=0.5).report_manifest() != base.report_manifest()
+    # issue 19's keys at their defaults are not shown (the report of a run before them stays as it was)
+    assert "select_per" not in shown and set(shown["sweep"]) == {"gamma", "temperature", "layers", "style_refs_mode"}
+    per_prompt = plan(styles_dir, select="hist", select_per="prompt", sweep=dict(guidance=[5]))
+    assert per_prompt.shown_config()["select_per"] == "prompt" and per_prompt.shown_config()["sweep"]["guidance"] == [5]
 
 
 # -- generation variants of `sweep:` (issue 19): lora_steps snapshots, gen_strength, guidance --
