@@ -16,6 +16,8 @@ linear layers shipped inside torchmetrics.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .metric import Metric
@@ -44,6 +46,7 @@ class Lpips(Metric):
         self.weights = str(torch_hub_checkpoint(SQUEEZENET_FILE, hub_dir))
         self.fingerprint = fingerprint(self.weights)
         self.hub_dir, self.batch_size = hub_dir, batch_size
+        self.references = (None, None)  # (files, features) of the last references compared with
 
     def load(self, device: str):
         self.device = device
@@ -69,7 +72,10 @@ class Lpips(Metric):
 
         distances = []
         with torch.no_grad():
-            ref = features(references)
+            key = tuple((str(p), os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in references)
+            if self.references[0] != key:  # the store computes a style's pictures chunk by chunk
+                self.references = (key, features(references))
+            ref = self.references[1]
             for i in range(0, len(images), self.batch_size):
                 gen = features(images[i:i + self.batch_size])
                 for k in range(len(gen[0])):
