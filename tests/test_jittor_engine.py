@@ -19,6 +19,7 @@ from jstyleid.cli import main
 from jstyleid.training.lora import LORA_FILE, initial_lora, noisy_and_target, train_lora
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import Injection
+from jstyleid.engines.jittor import import_jittor
 from jstyleid.errors import InputError
 from jstyleid.core.sampling import initial_noise, sample
 from jstyleid.pipelines.inject import inject_images
@@ -185,7 +186,9 @@ def test_cli_invert_and_inject_with_torch_caches(caches, tiny_model, images, tmp
 
 
 def test_bad_settings_give_input_errors(tiny_model, tmp_path):
-    import jittor
+    # Through the engine's import: a bare `import jittor` first in a worker skips its environment
+    # (an nvcc on PATH without a driver then makes Jittor open libcudart and fail).
+    jittor = import_jittor()
 
     with pytest.raises(InputError, match="--layers"):
         _engine("jittor", tiny_model, layers=["up_blocks.9.attentions.0.transformer_blocks.0.attn1"])
