@@ -151,10 +151,6 @@ def check_lora_scope(config: dict, styles) -> None:
             if key in overrides:
                 raise InputError(f"config styles {style} {key}", "lora_scope: shared trains one LoRA for all styles; "
                                  "set it globally (or lora_steps_shared, lora_rank_shared)")
-        if setting(config, style, "sweep").get("lora_steps"):
-            where = f"config styles {style} sweep" if "sweep" in overrides else "config sweep"
-            raise InputError(f"{where}.lora_steps", "snapshots of a shared LoRA are not built yet; sweep "
-                             "gen_strength, guidance and the injection keys, or use lora_scope: style")
         if setting(config, style, "instance_prompt") != SHARED_INSTANCE_PROMPT:
             where = f"config styles {style}" if "instance_prompt" in overrides else "config"
             raise InputError(f"{where} instance_prompt",
@@ -330,7 +326,7 @@ class Plan:
         """The generation values of a variant, or the style's own (variant None)."""
         if variant is not None:
             return self.variants(style)[variant]
-        return {key: self.setting(style, key) for key in VARIANT_KEYS}
+        return {key: self.setting(style, key) for key in VARIANT_KEYS} | {"lora_steps": self.own_lora_steps(style)}
 
     def check_sweeps(self) -> None:
         """Refuse, in one line naming the style and key, a generation sweep that cannot run."""
@@ -357,15 +353,28 @@ class Plan:
         """What the style's inject job waits for besides its own caches: every variant's content caches."""
         return [self.variant_cache_folder(style, variant) for variant in self.variants(style)]
 
+    def own_lora_steps(self, style) -> int:
+        """The step of the LoRA the style's own chain generates with: its lora_steps, or with a shared LoRA
+        the shared training's (lora_steps_shared); a lora_steps sweep lists steps of the same training."""
+        return self.shared_lora_setting("lora_steps") if self.shares_lora() else self.setting(style, "lora_steps")
+
+    def _trained_by(self, style) -> list[str]:
+        """The styles whose chains one training serves: the style, or with a shared LoRA every sharing style."""
+        return self.sharing_styles() if self.shares_lora() else [style]
+
     def trained_steps(self, style) -> int:
-        """The style's one training runs to its own lora_steps or the largest swept value."""
-        return max([self.setting(style, "lora_steps"), *self.setting(style, "sweep").get("lora_steps", [])])
+        """The one training (the style's, or the shared one) runs to the largest step a chain uses."""
+        return max(step for served in self._trained_by(style)
+                   for step in [self.own_lora_steps(served), *self.setting(served, "sweep").get("lora_steps", [])])
 
     def snapshot_steps(self, style) -> list[int]:
         """train-lora's --snapshot-steps: every step a chain generates with, the last too (so that a
         larger value later finds all of them in the checkpoint and resumes); none without a lora_steps sweep."""
-        swept = self.setting(style, "sweep").get("lora_steps", [])
-        return sorted({self.setting(style, "lora_steps"), self.trained_steps(style), *swept}) if swept else []
+        served = self._trained_by(style)
+        swept = {step for s in served for step in self.setting(s, "sweep").get("lora_steps", [])}
+        if not swept:
+            return []
+        return sorted({self.trained_steps(style), *swept, *(self.own_lora_steps(s) for s in served)})
 
     def generation_lora(self, style, weights, variant=None) -> str:
         """The LoRA a chain generates with: the training's weights at its last step, else the snapshot of

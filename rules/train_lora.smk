@@ -97,7 +97,7 @@ rule train_lora_shared:
         model=model_param,
         engine=ENGINE,
         out_dir=lambda w, output: Path(output.weights).parent,
-        steps=shared_lora_setting("lora_steps"),
+        steps=trained_steps(SHARED),  # lora_steps_shared, or the largest step of a lora_steps sweep
         rank=shared_lora_setting("lora_rank"),
         lr=config["lora_lr"],
         batch_size=config["lora_batch_size"],

@@ -87,3 +87,21 @@ def test_the_cli_trains_one_lora_on_several_style_folders(tiny_model, two_styles
                  "--out-dir", str(out), "--instance-prompt", "sks"])
     assert code == 2 and capsys.readouterr().err.strip().endswith(
         "--instance-prompt: a shared LoRA gives each style folder its own: style_<folder name>")
+
+
+def test_a_snapshot_of_the_shared_lora_equals_a_shared_training_stopped_at_its_step(tiny_model, two_styles, tmp_path):
+    from jstyleid.training.lora import snapshot_file
+    from test_lora_training import TOLERANCE
+
+    images = [image for folder in two_styles for image in style_images(folder)]
+    prompts = [f"style_{folder.name}" for folder in two_styles for _ in style_images(folder)]
+
+    def train(out, steps, **levers):
+        train_lora(_engine(tiny_model), images, out, prompt=prompts, steps=steps, lr=1e-3, batch_size=2,
+                   resolution=RES, **levers)
+
+    train(tmp_path / "shared", 3, snapshot_steps=[2, 3])
+    train(tmp_path / "alone", 2)
+    snapshot = load_file(snapshot_file(tmp_path / "shared", 2))
+    assert _max_difference(snapshot, load_file(tmp_path / "alone" / LORA_FILE)) <= TOLERANCE
+    assert _max_difference(snapshot, load_file(tmp_path / "shared" / LORA_FILE)) > 1e-6  # step 3 moved on

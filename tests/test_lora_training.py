@@ -3,6 +3,7 @@ text-encoder LoRA and validation strips (each against an uninterrupted run or di
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -354,3 +355,11 @@ def test_validation_strips_show_the_lora_of_each_step(tiny_model, style_dir, tmp
 
     report = _validation_strips(str(out), tmp_path / "report")  # the report's section: thumbnails copied beside it
     assert report.count("<img ") == 6 and len(list((tmp_path / "report").rglob("*.png"))) == 6
+
+
+def test_a_snapshot_step_is_validated_too(tiny_model, style_dir, tmp_path):
+    validation = Validation(["a house"], every=2, steps=2, guidance=7.5, seed=0, resolution=RES)
+    out = tmp_path / "lora"
+    train_lora(_engine(tiny_model), style_images(style_dir), out, prompt=PROMPT, steps=4, lr=LR, resolution=RES,
+               validation=validation, snapshot_steps=[1, 4])
+    assert json.loads((out / "validation" / "strips.json").read_text())["steps"] == [0, 1, 2, 4]

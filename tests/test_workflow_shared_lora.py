@@ -12,6 +12,7 @@ from PIL import Image
 from safetensors.numpy import load_file
 from test_workflow import AFTER_INJECT, ROOT, chain, commands, copy_workflow, edit_config, pending, snakemake
 from test_workflow_functions import RULES, make_config, rule
+from test_workflow_variants import out_folder
 
 from jstyleid import workflow as wf
 from jstyleid.errors import InputError
@@ -81,8 +82,6 @@ def test_the_shared_levers_are_the_global_ones_and_validation_draws_every_styles
     (dict(instance_prompt="sks {style}"), "config instance_prompt: a shared LoRA gives each style its own token"),
     (dict(styles={"01": {"instance_prompt": "sks"}}), "config styles 01 instance_prompt: a shared LoRA"),
     (dict(validation_every=2), "config validation_prompts: validation_every is set but no style has"),
-    (dict(sweep={"lora_steps": [2, 4]}), "config sweep.lora_steps: snapshots of a shared LoRA are not built yet"),
-    (dict(styles={"02": {"sweep": {"lora_steps": [2]}}}), "config styles 02 sweep.lora_steps: snapshots of a shared"),
 ])
 def test_what_one_shared_training_cannot_honour_is_refused_in_one_line(styles_dir, config, line):
     settings = make_config(styles_dir, lora_scope="shared", **config)
@@ -90,6 +89,21 @@ def test_what_one_shared_training_cannot_honour_is_refused_in_one_line(styles_di
         wf.check_lora_scope(settings, ["01", "02"])
     assert str(refusal.value).startswith(line) and "\n" not in str(refusal.value)
     wf.check_lora_scope(make_config(styles_dir, **config), ["01", "02"])  # per style: all allowed
+
+
+def test_shared_snapshots_one_training_to_the_largest_step_any_style_lists(styles_dir):
+    # lora_steps 2 x 2 styles: the shared training's own step is 4; 01 lists 2 and 6, 02 lists 8
+    shared = plan(styles_dir, lora_scope="shared", lora_steps=2, sweep={"lora_steps": [2, 6]},
+                  styles={"02": {"sweep": {"lora_steps": [8]}}})
+    assert shared.trained_steps(wf.SHARED) == shared.trained_steps("01") == 8
+    assert shared.snapshot_steps(wf.SHARED) == [2, 4, 6, 8]
+    assert "--snapshot-steps 2 4 6 8" in shared.train_lora_levers(wf.SHARED)
+    assert list(shared.variants("01")) == ["lora2", "lora6"] and list(shared.variants("02")) == ["lora8"]
+    snapshot = "results/shared/lora/snapshots/step-{}/pytorch_lora_weights.safetensors".format
+    assert shared.generation_lora("01", SHARED_WEIGHTS) == snapshot(4)  # each style's own chain: step 4
+    assert shared.generation_lora("01", SHARED_WEIGHTS, "lora6") == snapshot(6)
+    assert shared.generation_lora("02", SHARED_WEIGHTS, "lora8") == SHARED_WEIGHTS  # the last step
+    assert plan(styles_dir, lora_scope="shared", lora_steps=2).snapshot_steps(wf.SHARED) == []  # no sweep
 
 
 def test_a_style_folder_named_shared_is_refused_with_a_shared_lora(styles_dir):
@@ -139,6 +153,18 @@ def test_dry_run_the_shared_training_takes_the_levers_and_every_styles_validatio
     folder = classes.split("--out-dir ")[1].split()[0]
     assert f"--class-dir {folder} --class-prompt 'a painting'" in shared and "--text-encoder-lora" in shared
     assert "--validation-every 1 " in shared and "--validation-prompt 'a cat in style_01' 'a cat in style_02'" in shared
+
+
+def test_dry_run_a_snapshot_sweep_of_the_shared_lora_trains_once(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    edit_config(workdir, lora_scope="shared", sweep={"lora_steps": [2, 6]})  # the shared training's own: 4
+    [shared] = _train_commands(workdir)
+    assert "--train-steps 6 " in shared and "--snapshot-steps 2 4 6 " in shared
+    lora = {out_folder(line): line.split("--lora ")[1].split(" ")[0] for line in commands(workdir, "jstyleid generate")}
+    snapshot = "results/shared/lora/snapshots/step-{}/pytorch_lora_weights.safetensors".format
+    assert lora == {f"{style}/{folder}": weights for style in ("01", "02") for folder, weights in
+                    (("content", snapshot(4)), ("variants/lora2/content", snapshot(2)),
+                     ("variants/lora6/content", SHARED_WEIGHTS))}
 
 
 def test_a_refusal_stops_the_run_before_any_job(tmp_path):

@@ -251,7 +251,8 @@ def train_lora(engine, images, out_dir, *, prompt: str | Sequence[str], steps: i
             done = step + 1
             if done in snapshots:
                 reached[done] = trainer.lora_state_dict()
-            if validation and done % validation.every == 0:
+            # each snapshot validated too: the report shows its strip beside the candidates it generated
+            if validation and (done % validation.every == 0 or done in snapshots):
                 validation.run(engine, done, out_dir)
             if stop.is_set():
                 save_checkpoint(done)
