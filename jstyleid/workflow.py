@@ -434,6 +434,36 @@ class Plan:
             return {}
         return dict(candidates=f"{self.generated_folder(style)}/candidates/scores.json")
 
+    # -- what the report says of each candidate: its kind, and the LoRA snapshot it generated with --
+
+    def candidate_kind(self, style, variant=None) -> str:
+        """injection: a setting on the style's own content; snapshot: content from another LoRA step;
+        generation: another gen_strength or guidance; snapshot+generation: both."""
+        if variant is None:
+            return "injection"
+        own, params = self.generation(style), self.generation(style, variant)
+        return "+".join((["snapshot"] if params["lora_steps"] != own["lora_steps"] else [])
+                        + (["generation"] if any(params[k] != own[k] for k in ("gen_strength", "guidance")) else []))
+
+    def report_sweep(self, style) -> list[dict]:
+        """The report manifest's sweep entries; with generation variants, each also names its kind."""
+        entries = [dict(p["shown"], outputs=p["outputs"]) for p in self.sweep_settings(style)]
+        if self.variants(style):  # without them: the manifest as before
+            for entry in entries:
+                entry["kind"] = self.candidate_kind(style, entry.get("variant"))
+        return entries
+
+    def snapshots_entry(self, style) -> dict:
+        """The report manifest's LoRA snapshots of the style, per step the settings generated with it;
+        nothing without a lora_steps sweep."""
+        if not self.setting(style, "sweep").get("lora_steps"):
+            return {}
+        own = [p["label"] for p in self.sweep_settings(style) if p["content_caches"] is None]
+        chains = {self.own_lora_steps(style): ["styleid", *own]}
+        for variant, params in self.variants(style).items():
+            chains.setdefault(params["lora_steps"], []).extend(f"{variant}_{label}" for label in self.injection_points(style))
+        return dict(snapshots=[dict(step=step, settings=labels) for step, labels in sorted(chains.items())])
+
     # -- LoRA training levers (rules/train_lora.smk) --
 
     def class_images_settings(self, style) -> dict | None:
@@ -679,8 +709,9 @@ class Plan:
                 outputs=self.styleid_folder(style),
                 loss=self.loss_curve(style),
                 validation=self.validation_strips(style),
-                sweep=[dict(p["shown"], outputs=p["outputs"]) for p in self.sweep_settings(style)],
+                sweep=self.report_sweep(style),
                 **self.candidates_entry(style),
+                **self.snapshots_entry(style),
             )
             for style in self.styles
         ]

@@ -84,7 +84,9 @@ def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
         assert mapping["selection"][style]["setting"] == max(rows, key=lambda k: rows[k]["hist"])
     assert scores["metrics"]["hist"]["status"] == "ok" and scores["overall"]["styleid"]["final"] is None
     html = (workflow / "results/report/index.html").read_text()
-    assert "<h2>Scores</h2>" in html and "(submitted)" in html and (workflow / "results/report/scores.png").is_file()
+    assert "<h2>Scores</h2>" in html and (workflow / "results/report/scores.png").is_file()
+    assert "<h3>Which kind of candidate won</h3>" in html
+    assert "(submitted)" in (workflow / "results/report/style-01.html").read_text()  # the style's own table
     edit_config(workflow, select_per="prompt")  # each prompt from its best setting: only the submission changes
     assert pending(workflow) == {("submission", "*"), ("report", "*")}
     snakemake(workflow, "--cores", "2")
@@ -94,7 +96,7 @@ def test_select_reruns_only_evaluation_submission_and_report(swept, tmp_path):
             rows = {k: v["per_image"]["hist"] for k, v in scores["styles"][style].items() if k != "content"}
             best = max(next(x for image, x in row.items() if image.endswith(f"/{prompt}.png")) for row in rows.values())
             assert won["value"] == best
-    page = (workflow / "results/report/index.html").read_text()
+    page = (workflow / "results/report/style-02.html").read_text()
     assert "<th>prompts won</th>" in page and "Submitted per prompt by hist" in page
     edit_config(workflow, select_per="style")
     edit_config(workflow, styles={"02": {"select": "none"}})  # one style back to the default output

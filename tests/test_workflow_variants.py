@@ -100,6 +100,13 @@ def test_a_snapshot_sweep_runs_end_to_end_and_select_chooses_over_it(workflow):
     chosen = json.loads((workflow / "results/submission/mapping.json").read_text())["selection"]["02"]
     candidates = {label: row["hist"] for label, row in rows.items() if label != "content"}
     assert chosen["setting"] == max(candidates, key=candidates.get)
+    page = (workflow / "results/report/style-02.html").read_text()
+    steps = re.findall(r"<tr><td class=num>(\d+)</td>", page.split("<h3>LoRA snapshots</h3>")[1].split("</table>")[0])
+    assert steps == ["1", "2", "3"]  # each snapshot's row, the style's own step 2 among them
+    kind = "default" if chosen["setting"] == "styleid" else "snapshot"
+    won = re.search(rf"<tr><td>{kind}</td><td class=num>\d+</td><td>([^<]*)</td>",
+                    (workflow / "results/report/index.html").read_text())
+    assert "02" in won[1].split(", ")  # the index's summary of which kind of candidate won
 
     edit_config(workflow, select="hist", styles={"02": {"sweep": {"lora_steps": [1, 3], "guidance": [5]},
                                                         "gen_init": "style_mean"}})

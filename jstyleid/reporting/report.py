@@ -3,9 +3,10 @@
 The index (OUT) holds one row per style (its submitted setting's score, a strip of its outputs, a
 link to its page), the scores, the time per stage from Snakemake's benchmark files and the config
 used; beside it, style-XX.html per style holds a grid of style references | content | output with
-the LoRA loss curve (and, for a sweep, a grid of content | one output per setting). At the
-challenge's size (28 styles x 25 prompts) one page of everything would hold thousands of pictures;
-the index stays small and every thumbnail loads lazily. The folder is self-contained: every picture the
+the LoRA loss curve, with evaluation a table and chart of every candidate's score, with a lora_steps
+sweep each snapshot's validation images beside its best candidate, and for a sweep a grid of content |
+one output per setting. At the challenge's size (28 styles x 25 prompts) one page of everything would
+hold thousands of pictures; the index stays small and every thumbnail loads lazily. The folder is self-contained: every picture the
 page shows is a thumbnail written into its img/ folder (`asset()`), and nothing is loaded from another
 host, so the folder can be copied, zipped or mailed. A click on a thumbnail opens the full-size picture
 where that is beside the report (../XX/..., i.e. the report still sits in its results/ folder).
@@ -15,11 +16,14 @@ The manifest (a JSON file, written by the workflow's report rule):
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
                  "loss": "loss.png" or null, "validation": LoRA folder with validation/strips.json, or null,
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
-                 (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept;
-                  "candidates": content/candidates/scores.json when gen_candidates > 1, else absent or null)
+                 (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept,
+                  with generation variants "variant" and "kind" (evaluation/report.py KINDS);
+                  "candidates": content/candidates/scores.json when gen_candidates > 1, else absent or null;
+                  "snapshots": [{"step": 250, "settings": [setting label, ...]}, ...] with a lora_steps sweep)
      "benchmarks": ["results/benchmarks/<stage>/<job>.tsv", ...],
      "config": {...},
-     "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...}},
+     "evaluation": null or {"scores": "results/eval/scores.json", "select": {"01": "final" or null, ...},
+                            "per_prompt": [styles with select_per prompt] (optional)},
      "failures": [{"style": "03", "stage": "check_inputs", "error": "one line"}, ...],   (optional)
      "store_logs": [{"style": "01", "stage": "generate", "log": "results/logs/generate/01.log"}, ...]}   (optional)
 """
@@ -45,6 +49,7 @@ body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
 td.num { text-align: right; }
+tr.won td { background: #e8f5e8; font-weight: bold; }
 img.thumb { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated; }
 img.loss { max-width: 480px; }
 img.small { width: 48px; height: 48px; object-fit: contain; image-rendering: pixelated; }
@@ -89,20 +94,24 @@ def write_report(manifest: dict, out) -> None:
 
     from ..storage.inputs import safe_filename
 
+    from ..evaluation.report import read_scores, section
+
     out = Path(out)
     evaluation = manifest.get("evaluation")
+    scores = read_scores(evaluation) if evaluation else None
     back = f'<p><a href="{quote(out.name)}">All styles</a></p>'
     # Every page is composed before any is written: a missing picture leaves no page behind.
     pages = {out.parent / f"style-{safe_filename(style['name'])}.html": (
-        f"jstyleid report: style {style['name']}", [back, _style_section(style, out.parent)]) for style in styles}
+        f"jstyleid report: style {style['name']}", [back, _style_section(style, out.parent, evaluation, scores)])
+        for style in styles}
     body = [f"<h1>jstyleid report</h1><p>Model: {_e(config.get('model', '?'))}</p>"]
     if manifest.get("failures"):
         body.append(_failures(manifest["failures"]))
-    body.append(_index(styles, list(pages), evaluation, out.parent))
+    body.append(_index(styles, list(pages), evaluation, scores, out.parent))
     if evaluation:
-        from ..evaluation.report import section
-
-        body.append(section(evaluation, out.parent))
+        kinds = {style["name"]: {Path(entry["outputs"]).name: entry["kind"] for entry in style.get("sweep") or []
+                                 if "kind" in entry} for style in styles}
+        body.append(section(evaluation, out.parent, kinds, scores))
     if manifest.get("store_logs"):
         body.append(_store_reuse(manifest["store_logs"]))
     body += [_timings(benchmarks), f"<h2>Config</h2><pre>{_e(_yaml(config))}</pre>"]
@@ -115,12 +124,12 @@ def write_report(manifest: dict, out) -> None:
             tmp.write_text(page, encoding="utf-8")
 
 
-def _index(styles, pages, evaluation, base):
+def _index(styles, pages, evaluation, scores, base):
     """One row per style: its page, its submitted setting with that setting's final score (and the
     score that chose it), and a strip of the setting's first outputs."""
     from ..storage.inputs import read_prompts, safe_filename
 
-    scores = _submitted_scores(evaluation) if evaluation else {}
+    scores = _submitted_scores(evaluation, scores) if evaluation else {}
     rows = []
     for style, page in zip(styles, pages):
         names = [safe_filename(p) for p in read_prompts(style["prompts"]).values()][:STRIP]
@@ -136,15 +145,11 @@ def _index(styles, pages, evaluation, base):
             + "</table>")
 
 
-def _submitted_scores(evaluation):
+def _submitted_scores(evaluation, scores):
     """{style: {setting, outputs, final, chosen_by}} of the submitted setting: the `select` choice,
     else the StyleID outputs."""
     from ..evaluation.select import choose
 
-    try:
-        scores = json.loads(Path(evaluation["scores"]).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(evaluation["scores"], f"cannot read the scores ({err})") from None
     found = {}
     for style, rows in scores["styles"].items():
         metric = evaluation["select"].get(style)
@@ -162,7 +167,8 @@ def _score(value):
     return "" if value is None else f"{value:.4f}"
 
 
-def _style_section(style, base):
+def _style_section(style, base, evaluation=None, scores=None):
+    from ..evaluation.report import style_section
     from ..storage.inputs import read_prompts, safe_filename
 
     contents = {Path(c).stem: c for c in style["contents"]}
@@ -182,6 +188,8 @@ def _style_section(style, base):
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
             f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
             + _validation_strips(style.get("validation"), base)
+            + (style_section(evaluation, style["name"], base, scores) if evaluation else "")
+            + _snapshots(style, base, evaluation, scores)
             + _sweep_grid(style.get("sweep") or [], prompts, contents, base)
             + _candidates_grid(style.get("candidates"), prompts, base))
 
@@ -191,6 +199,28 @@ def _validation_strips(lora_dir, base):
     from ..training.validation import strips_html
 
     return strips_html(lora_dir, lambda path: _img(path, base)) if lora_dir else ""
+
+
+def _snapshots(style, base, evaluation, scores):
+    """Per LoRA snapshot of a lora_steps sweep: the validation images of its step and its best candidate."""
+    from ..evaluation.report import snapshot_scores
+    from ..training.validation import step_images
+
+    if not style.get("snapshots"):
+        return ""
+    rows = []
+    for snapshot in style["snapshots"]:
+        images = step_images(style["validation"], snapshot["step"]) if style.get("validation") else []
+        strip = "".join(_img(path, base, "small") for _, path in images) or "&ndash;"
+        best = snapshot_scores(evaluation, scores, style["name"], snapshot["settings"])
+        label = _e(best["label"]) + (" (submitted)" if best["submitted"] else "") if best["label"] else "&ndash;"
+        rows.append(f"<tr><td class=num>{snapshot['step']}</td><td>{strip}</td><td class=num>"
+                    f"{len(snapshot['settings'])}</td><td>{label}</td><td class=num>{_score(best['value'])}</td></tr>")
+    metric = snapshot_scores(evaluation, scores, style["name"], [])["metric"]
+    return ("\n<h3>LoRA snapshots</h3>\n<table><tr><th>Step</th><th>Validation images</th><th>Candidates</th>"
+            f"<th>Best candidate</th><th>{_e(metric)}</th></tr>\n" + "\n".join(rows)
+            + "</table><p>Each step of the one training that a chain generated with: the validation prompts at "
+            "that step, and its best candidate (submitted: the submission takes from this snapshot).</p>")
 
 
 def _sweep_grid(sweep, prompts, contents, base):

@@ -58,6 +58,17 @@ class Validation:
         write_json(index, dict(prompts=list(self.prompts), steps=sorted(set(done) | {step})))
 
 
+def step_images(out_dir, step: int) -> list[tuple[str, Path]]:
+    """[(prompt, image)] of one validated step; empty when that step was not validated."""
+    from ..storage.inputs import safe_filename
+
+    index = Path(out_dir) / FOLDER / INDEX
+    record = json.loads(index.read_text(encoding="utf-8")) if index.is_file() else dict(prompts=[], steps=[])
+    if step not in record["steps"]:
+        return []
+    return [(prompt, index.parent / f"step{step:06d}" / f"{safe_filename(prompt)}.png") for prompt in record["prompts"]]
+
+
 def strips_html(out_dir, link) -> str:
     """The report's strips: one row per validation prompt, one column per step; `link(path)` -> img tag."""
     from ..storage.inputs import safe_filename
