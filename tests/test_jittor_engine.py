@@ -212,7 +212,9 @@ RANK, ALPHA = 4, 8.0  # alpha != rank: the scale alpha / rank must be applied (a
 LORA_RES = 128
 
 
-def test_lora_loss_and_gradients_match(tiny_model):
+@pytest.mark.parametrize("prompts", [[PROMPT, PROMPT], ["style_03", "style_11"]], ids=["one", "per-sample"])
+def test_lora_loss_and_gradients_match(tiny_model, prompts):
+    """Per sample: a LoRA shared by styles conditions each image on its own style's prompt."""
     trainers = {name: _engine(name, tiny_model).lora_trainer(rank=RANK, alpha=ALPHA, lr=1e-3)
                 for name in ENGINES}
     shapes = {key: value.shape for key, value in trainers["torch"].lora_state_dict().items()}
@@ -226,7 +228,7 @@ def test_lora_loss_and_gradients_match(tiny_model):
     losses, grads = {}, {}
     for name, trainer in trainers.items():
         trainer.load_lora_state_dict(initial)
-        losses[name] = trainer.step(x_t, t, target, trainer.engine.text([PROMPT]))
+        losses[name] = trainer.step(x_t, t, target, trainer.condition(prompts))
         grads[name] = trainer.gradients()
     assert abs(losses["jittor"] - losses["torch"]) <= GRAD_RTOL * losses["torch"]
     assert set(grads["jittor"]) == set(grads["torch"]) == set(shapes)

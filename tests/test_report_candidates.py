@@ -123,3 +123,15 @@ def test_the_index_says_which_kind_of_candidate_won_where(tmp_path):
             expected[name][1] += count
     assert won == {name: [str(len(styles)), ", ".join(styles), str(prompts)]
                    for name, (styles, prompts) in expected.items()}
+
+
+def test_the_chart_shades_each_column_from_the_worst_candidate_to_the_best():
+    from jstyleid.evaluation.report import COLUMNS, shades
+
+    rows = {"content": dict(hist=0.9, lpips=0.1), "styleid": dict(hist=0.2, lpips=0.5),
+            "a": dict(hist=0.4, lpips=0.3), "b": dict(hist=0.3, lpips=0.4, fid=3.0)}
+    values, shade = shades(rows)
+    hist, lpips, fid = (COLUMNS.index(c) for c in ("hist", "lpips", "fid"))
+    assert np.allclose(shade[:, hist], [0, 0, 1, 0.5])  # content left out, a the best
+    assert np.allclose(shade[:, lpips], [0, 0, 1, 0.5])  # lower is better
+    assert list(shade[:, fid]) == [0.0] * 4 and np.isnan(values[0, fid])  # one value: no spread

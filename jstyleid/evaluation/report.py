@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..storage.fileio import atomic_path
 from .score import FINAL, LOWER_IS_BETTER, PARTS
-from .select import DEFAULT, choose, choose_per_prompt
+from .select import CONTENT, DEFAULT, choose, choose_per_prompt
 
 COLUMNS = (*PARTS, FINAL)
 # What a candidate varies (the report manifest's sweep "kind"): the default output, an injection setting, a
@@ -138,10 +138,26 @@ def _selected(chosen) -> str:
     return f"<p>Submitted: {_e(chosen['setting'])}, {_e(chosen['metric'])} = {chosen['value']:.4f}{lead}.</p>"
 
 
+def shades(rows: dict):
+    """(values, shades) of plot_style, rows x COLUMNS: the values (NaN where missing), and per column
+    0 for the worst candidate to 1 for the best (0 for the content row, a missing value, a column without spread)."""
+    import numpy as np
+
+    values = np.array([[np.nan if row.get(c) is None else row[c] for c in COLUMNS] for row in rows.values()], float)
+    shade = np.zeros_like(values)
+    candidates = np.array([label != CONTENT for label in rows])
+    for j, column in enumerate(COLUMNS):
+        good = -values[:, j] if column in LOWER_IS_BETTER else values[:, j]
+        low, high = np.nanmin(good[candidates], initial=np.inf), np.nanmax(good[candidates], initial=-np.inf)
+        shade[:, j] = (good - low) / (high - low) if high > low else 0.0
+    shade[np.isnan(values) | ~candidates[:, None]] = 0.0
+    return values, shade
+
+
 def plot_style(rows: dict, path: Path, highlight=None, title="") -> None:
-    """A heat map, rows: candidates, columns: the parts and final, each cell its value; the colour ranks
-    the candidates per column (darker is better, whichever way the part counts), so a column without
-    spread stays pale."""
+    """A heat map, rows: candidates, columns: the parts and final, each cell its value; the colour places
+    each candidate between the worst and the best of that column (darker is better, whichever way the
+    part counts). The content images are a row to compare with, not a candidate: they are left pale."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,18 +165,12 @@ def plot_style(rows: dict, path: Path, highlight=None, title="") -> None:
     import numpy as np
 
     labels = list(rows)
-    values = np.array([[np.nan if rows[r].get(c) is None else rows[r][c] for c in COLUMNS] for r in labels], float)
-    shade = np.zeros_like(values)
-    for j, column in enumerate(COLUMNS):
-        good = -values[:, j] if column in LOWER_IS_BETTER else values[:, j]
-        low, high = np.nanmin(good, initial=np.inf), np.nanmax(good, initial=-np.inf)
-        shade[:, j] = (good - low) / (high - low) if high > low else 0.0
-    shade[np.isnan(values)] = 0.0
+    values, shade = shades(rows)
     fig, ax = plt.subplots(figsize=(1.0 * len(COLUMNS) + 2.5, 0.32 * len(labels) + 1.2), dpi=100)
     try:
         ax.imshow(shade, cmap="Greens", vmin=-0.15, vmax=1.15, aspect="auto")
         for i, j in np.ndindex(values.shape):
-            text = "-" if np.isnan(values[i, j]) else f"{values[i, j]:.3f}"
+            text = "-" if np.isnan(values[i, j]) else f"{values[i, j]:.4f}"
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if shade[i, j] > 0.6 else "black")
         ax.set_xticks(range(len(COLUMNS)), [f"{c} (lower better)" if c in LOWER_IS_BETTER else c for c in COLUMNS],
                       fontsize=7, rotation=20)

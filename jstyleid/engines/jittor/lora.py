@@ -150,12 +150,14 @@ class JittorLoraTrainer:
         return engine.numpy(mean) * engine.scaling_factor, engine.numpy(std) * engine.scaling_factor
 
     def condition(self, texts):
-        """The frozen text embedding of the batch's prompt (one prompt: no prior preservation here)."""
-        if len(set(texts)) != 1:
-            raise InputError("class_prompt", "the Jittor engine has no prior preservation; use the torch engine")
-        if texts[0] not in self._embeddings:
-            self._embeddings[texts[0]] = self.engine.text([texts[0]])
-        return self._embeddings[texts[0]]
+        """The frozen text embeddings of the batch's prompts: one for the batch when they are the same,
+        else one per sample (a LoRA shared by styles: each image its own style's prompt)."""
+        for text in dict.fromkeys(texts):
+            if text not in self._embeddings:
+                self._embeddings[text] = self.engine.text([text])
+        if len(set(texts)) == 1:
+            return self._embeddings[texts[0]]
+        return jt.concat([self._embeddings[text] for text in texts], dim=0)
 
     def backward(self, noisy: np.ndarray, timesteps: np.ndarray, target: np.ndarray, cond,
                  prior_weight: float | None = None, scale: float = 1.0) -> None:
