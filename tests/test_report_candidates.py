@@ -87,6 +87,12 @@ def test_each_style_page_has_every_candidates_score_and_the_submitted_one_marked
     per_prompt = {row[0].removesuffix(" (submitted)"): row[-1] for row in rows_of(
         (out.parent / "style-06.html").read_text(), "<h3>Scores</h3>")}
     assert {label: int(per_prompt[label]) for label in LABELS} == wins
+    index = {row[0]: row[1:] for row in rows_of(out.read_text(), "<h2>Styles</h2>")}
+    most = max(wins, key=wins.get)
+    others = sum(1 for count in wins.values() if count) - 1
+    assert index["Style 06"][:3] == [f"per prompt: {most}" + (f" and {others} more" if others else ""), "",
+                                     "hist per prompt"]
+    assert index["Style 05"][0] == winner
     assert "<h3>Style 05</h3>" not in out.read_text()  # the tables live on the style pages
 
 

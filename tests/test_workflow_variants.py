@@ -101,7 +101,7 @@ def test_a_snapshot_sweep_runs_end_to_end_and_select_chooses_over_it(workflow):
     candidates = {label: row["hist"] for label, row in rows.items() if label != "content"}
     assert chosen["setting"] == max(candidates, key=candidates.get)
     page = (workflow / "results/report/style-02.html").read_text()
-    steps = re.findall(r"<tr><td class=num>(\d+)</td>", page.split("<h3>LoRA snapshots</h3>")[1].split("</table>")[0])
+    steps = re.findall(r"<tr[^>]*><td class=num>(\d+)</td>", page.split("<h3>LoRA snapshots</h3>")[1].split("</table>")[0])
     assert steps == ["1", "2", "3"]  # each snapshot's row, the style's own step 2 among them
     kind = "default" if chosen["setting"] == "styleid" else "snapshot"
     won = re.search(rf"<tr><td>{kind}</td><td class=num>\d+</td><td>([^<]*)</td>",

@@ -50,23 +50,23 @@ def submitted(scores: dict, evaluation: dict, style: str) -> dict:
     return dict(chosen=choose(scores, metric, style, where=evaluation["scores"]), wins=None)
 
 
+def _kind(kinds: dict, style: str, label: str) -> str:
+    return "default" if label == DEFAULT else kinds.get(style, {}).get(label, "injection")
+
+
 def _won_by_kind(scores, evaluation, kinds) -> str:
     """Per kind of candidate, the styles where it won and how many submitted prompts it gave."""
     won = {kind: dict(styles=[], prompts=0) for kind in KINDS}
     for style, rows in scores["styles"].items():
         choice = submitted(scores, evaluation, style)
-
-        def kind(label):
-            return "default" if label == DEFAULT else kinds.get(style, {}).get(label, "injection")
-
         if choice["chosen"]:
-            label = choice["chosen"]["setting"]
-            won[kind(label)]["styles"].append(style)
-            won[kind(label)]["prompts"] += rows[label]["images"]
+            kind = _kind(kinds, style, choice["chosen"]["setting"])
+            won[kind]["styles"].append(style)
+            won[kind]["prompts"] += rows[choice["chosen"]["setting"]]["images"]
         elif choice["wins"]:
             total, by_kind = sum(choice["wins"].values()), {}
             for label, count in choice["wins"].items():
-                by_kind[kind(label)] = by_kind.get(kind(label), 0) + count
+                by_kind[_kind(kinds, style, label)] = by_kind.get(_kind(kinds, style, label), 0) + count
             for k, count in by_kind.items():
                 if count:
                     won[k]["styles"].append(f"{style} ({count} of {total} prompts)")
@@ -81,9 +81,9 @@ def _won_by_kind(scores, evaluation, kinds) -> str:
             "gen_strength or guidance.</p>")
 
 
-def style_section(evaluation: dict, style: str, out_dir: Path, scores: dict, snapshots=None) -> str:
+def style_section(evaluation: dict, style: str, out_dir: Path, scores: dict) -> str:
     """HTML of a style page's scores: the table and chart of its candidates (the chart written to
-    out_dir/img/scores-<style>.png) and, with snapshots [{step, settings}], each step's best candidate."""
+    out_dir/img/scores-<style>.png), the submitted one marked."""
     from ..storage.inputs import safe_filename
 
     rows = scores["styles"].get(style)
@@ -102,18 +102,20 @@ def style_section(evaluation: dict, style: str, out_dir: Path, scores: dict, sna
             + f'\n<p><img class="loss" src="{chart}" alt="every candidate\'s score"></p>')
 
 
-def snapshot_scores(evaluation: dict | None, scores: dict | None, style: str, settings: list) -> dict:
-    """{"label", "metric", "value", "submitted"} of the best of `settings` (one snapshot's candidates) by the
-    style's `select` metric, else final; None values without scores."""
+def snapshot_scores(evaluation: dict | None, scores: dict | None, style: str, snapshots: list) -> tuple[str, list]:
+    """(metric, per snapshot {"label", "value", "submitted"}): the best of each snapshot's settings by the
+    style's `select` metric, else final (label None without a score), and whether the submission takes from it."""
     metric = (evaluation or {}).get("select", {}).get(style) or FINAL
     rows = (scores or {}).get("styles", {}).get(style, {})
-    scored = [(label, rows[label][metric]) for label in settings if rows.get(label, {}).get(metric) is not None]
-    if not scored:
-        return dict(label=None, metric=metric, value=None, submitted=False)
-    label, value = (min if metric in LOWER_IS_BETTER else max)(scored, key=lambda item: item[1])
     choice = submitted(scores, evaluation, style) if evaluation else dict(chosen=None, wins=None)
     won = {choice["chosen"]["setting"]} if choice["chosen"] else {k for k, n in (choice["wins"] or {}).items() if n}
-    return dict(label=label, metric=metric, value=value, submitted=bool(won & set(settings)))
+    best = []
+    for snapshot in snapshots:
+        scored = [(label, rows[label][metric]) for label in snapshot["settings"]
+                  if rows.get(label, {}).get(metric) is not None]
+        label, value = (min if metric in LOWER_IS_BETTER else max)(scored, key=lambda item: item[1]) if scored else (None, None)
+        best.append(dict(label=label, value=value, submitted=bool(won & set(snapshot["settings"]))))
+    return metric, best
 
 
 def _table(rows: dict, highlight=None, wins=None) -> str:

@@ -146,18 +146,23 @@ def _index(styles, pages, evaluation, scores, base):
 
 
 def _submitted_scores(evaluation, scores):
-    """{style: {setting, outputs, final, chosen_by}} of the submitted setting: the `select` choice,
-    else the StyleID outputs."""
-    from ..evaluation.select import choose
+    """{style: {setting, outputs, final, chosen_by}} of the submitted setting: the `select` choice (with a
+    per-prompt choice, the setting that gave the most prompts), else the StyleID outputs."""
+    from ..evaluation.report import submitted
 
     found = {}
     for style, rows in scores["styles"].items():
-        metric = evaluation["select"].get(style)
-        if metric:
-            chosen = choose(scores, metric, style, where=evaluation["scores"])
+        choice, metric = submitted(scores, evaluation, style), evaluation["select"].get(style)
+        if choice["chosen"]:
+            chosen = choice["chosen"]
             found[style] = dict(setting=chosen["setting"], outputs=chosen["outputs"],
                                 final=rows.get(chosen["setting"], {}).get("final"),
                                 chosen_by=f"{metric} {chosen['value']:.4f}")
+        elif choice["wins"]:
+            most = max(choice["wins"], key=choice["wins"].get)
+            others = sum(1 for count in choice["wins"].values() if count) - 1
+            found[style] = dict(setting=f"per prompt: {most}" + (f" and {others} more" if others else ""),
+                                outputs=rows[most]["outputs"], final=None, chosen_by=f"{metric} per prompt")
         else:
             found[style] = dict(final=rows.get("styleid", {}).get("final"))
     return found
@@ -208,15 +213,15 @@ def _snapshots(style, base, evaluation, scores):
 
     if not style.get("snapshots"):
         return ""
+    metric, bests = snapshot_scores(evaluation, scores, style["name"], style["snapshots"])
     rows = []
-    for snapshot in style["snapshots"]:
+    for snapshot, best in zip(style["snapshots"], bests):
         images = step_images(style["validation"], snapshot["step"]) if style.get("validation") else []
         strip = "".join(_img(path, base, "small") for _, path in images) or "&ndash;"
-        best = snapshot_scores(evaluation, scores, style["name"], snapshot["settings"])
         label = _e(best["label"]) + (" (submitted)" if best["submitted"] else "") if best["label"] else "&ndash;"
-        rows.append(f"<tr><td class=num>{snapshot['step']}</td><td>{strip}</td><td class=num>"
-                    f"{len(snapshot['settings'])}</td><td>{label}</td><td class=num>{_score(best['value'])}</td></tr>")
-    metric = snapshot_scores(evaluation, scores, style["name"], [])["metric"]
+        rows.append(f"<tr{' class=won' if best['submitted'] else ''}><td class=num>{snapshot['step']}</td><td>{strip}"
+                    f"</td><td class=num>{len(snapshot['settings'])}</td><td>{label}</td>"
+                    f"<td class=num>{_score(best['value'])}</td></tr>")
     return ("\n<h3>LoRA snapshots</h3>\n<table><tr><th>Step</th><th>Validation images</th><th>Candidates</th>"
             f"<th>Best candidate</th><th>{_e(metric)}</th></tr>\n" + "\n".join(rows)
             + "</table><p>Each step of the one training that a chain generated with: the validation prompts at "
