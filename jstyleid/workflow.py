@@ -548,6 +548,13 @@ class Plan:
             return None
         return str(Path(self.lora_weights(style)).parent)
 
+    def own_validation_prompts(self, style) -> dict:
+        """The report manifest's cut of a shared LoRA's strips to the style's own prompts (a page per style
+        would otherwise show every style's); nothing with a LoRA per style."""
+        if not (self.shares_lora() and self.validation_strips(style)):
+            return {}
+        return dict(validation_prompts=self.validation_prompts(style))
+
     # -- which LoRA a style's generate loads: its own, or the one shared by all (lora_scope) --
 
     def shares_lora(self) -> bool:
@@ -709,6 +716,7 @@ class Plan:
                 outputs=self.styleid_folder(style),
                 loss=self.loss_curve(style),
                 validation=self.validation_strips(style),
+                **self.own_validation_prompts(style),
                 sweep=self.report_sweep(style),
                 **self.candidates_entry(style),
                 **self.snapshots_entry(style),

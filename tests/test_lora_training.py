@@ -351,6 +351,8 @@ def test_validation_strips_show_the_lora_of_each_step(tiny_model, style_dir, tmp
     page = strips_html(out, lambda path: f"<img src='{Path(path).relative_to(out)}'>")
     assert page.count("<tr><td>") == 2 and "<th>step 0</th><th>step 2</th><th>step 4</th>" in page
     assert "<img src='validation/step000004/a house.png'>" in page
+    only = strips_html(out, lambda path: f"<img src='{Path(path).relative_to(out)}'>", prompts=["a house"])
+    assert only.count("<tr><td>") == 1 and "a cat" not in only  # one style's prompts of a shared LoRA
     from jstyleid.reporting.report import _validation_strips
 
     report = _validation_strips(str(out), tmp_path / "report")  # the report's section: thumbnails copied beside it

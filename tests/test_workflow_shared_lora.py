@@ -73,6 +73,10 @@ def test_the_shared_levers_are_the_global_ones_and_validation_draws_every_styles
     prompts = shared.manifest("train_lora_shared", "all")["--validation-prompt"]
     assert prompts == ["a cat in style_01", "a dog", "a ship"]
     assert shared.validation_strips("02") == "results/shared/lora"
+    # each style's page shows its own prompts of the shared strips
+    assert shared.own_validation_prompts("01") == {"validation_prompts": ["a cat in style_01", "a dog"]}
+    assert shared.own_validation_prompts("02") == {"validation_prompts": ["a dog", "a ship"]}
+    assert plan(styles_dir, validation_every=2, validation_prompts=["a dog"]).own_validation_prompts("01") == {}
 
 
 @pytest.mark.parametrize("config, line", [

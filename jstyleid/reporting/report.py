@@ -15,6 +15,7 @@ The manifest (a JSON file, written by the workflow's report rule):
     {"styles": [{"name": "01", "prompts": "data/01/prompt.json", "refs": [image, ...],
                  "contents": [image per prompt, named {prompt}.*], "outputs": "folder of {prompt}.png",
                  "loss": "loss.png" or null, "validation": LoRA folder with validation/strips.json, or null,
+                 ("validation_prompts": the style's own, with a LoRA shared by styles, else absent)
                  "sweep": [{"gamma": 0.5, "temperature": 1.5, "outputs": "folder of {prompt}.png"}, ...]}, ...],
                  (a sweep entry also has "layers" (a label) and "style_refs_mode" when those are swept,
                   with generation variants "variant" and "kind" (evaluation/report.py KINDS);
@@ -192,18 +193,19 @@ def _style_section(style, base, evaluation=None, scores=None):
             if style.get("loss") else "<p>Content images supplied by the user (no LoRA trained).</p>")
     return (f"<h2>Style {_e(style['name'])}</h2>\n<table><tr><th>Style references</th><th>Prompt</th>"
             f"<th>Content</th><th>Output</th></tr>\n" + "\n".join(rows) + f"</table>\n{loss}"
-            + _validation_strips(style.get("validation"), base)
+            + _validation_strips(style.get("validation"), base, style.get("validation_prompts"))
             + (style_section(evaluation, style["name"], base, scores) if evaluation else "")
             + _snapshots(style, base, evaluation, scores)
             + _sweep_grid(style.get("sweep") or [], prompts, contents, base)
             + _candidates_grid(style.get("candidates"), prompts, base))
 
 
-def _validation_strips(lora_dir, base):
-    """Per validation prompt, its images across the LoRA training steps (jstyleid/training/validation.py)."""
+def _validation_strips(lora_dir, base, prompts=None):
+    """Per validation prompt (of `prompts`, default all), its images across the LoRA training steps
+    (jstyleid/training/validation.py)."""
     from ..training.validation import strips_html
 
-    return strips_html(lora_dir, lambda path: _img(path, base)) if lora_dir else ""
+    return strips_html(lora_dir, lambda path: _img(path, base), prompts) if lora_dir else ""
 
 
 def _snapshots(style, base, evaluation, scores):
@@ -216,7 +218,8 @@ def _snapshots(style, base, evaluation, scores):
     metric, bests = snapshot_scores(evaluation, scores, style["name"], style["snapshots"])
     rows = []
     for snapshot, best in zip(style["snapshots"], bests):
-        images = step_images(style["validation"], snapshot["step"]) if style.get("validation") else []
+        images = (step_images(style["validation"], snapshot["step"], style.get("validation_prompts"))
+                  if style.get("validation") else [])
         strip = "".join(_img(path, base, "small") for _, path in images) or "&ndash;"
         label = _e(best["label"]) + (" (submitted)" if best["submitted"] else "") if best["label"] else "&ndash;"
         rows.append(f"<tr{' class=won' if best['submitted'] else ''}><td class=num>{snapshot['step']}</td><td>{strip}"

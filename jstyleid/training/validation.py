@@ -58,30 +58,41 @@ class Validation:
         write_json(index, dict(prompts=list(self.prompts), steps=sorted(set(done) | {step})))
 
 
-def step_images(out_dir, step: int) -> list[tuple[str, Path]]:
-    """[(prompt, image)] of one validated step; empty when that step was not validated."""
-    from ..storage.inputs import safe_filename
-
-    index = Path(out_dir) / FOLDER / INDEX
-    record = json.loads(index.read_text(encoding="utf-8")) if index.is_file() else dict(prompts=[], steps=[])
-    if step not in record["steps"]:
-        return []
-    return [(prompt, index.parent / f"step{step:06d}" / f"{safe_filename(prompt)}.png") for prompt in record["prompts"]]
-
-
-def strips_html(out_dir, link) -> str:
-    """The report's strips: one row per validation prompt, one column per step; `link(path)` -> img tag."""
-    from ..storage.inputs import safe_filename
-
+def _record(out_dir, prompts=None) -> dict | None:
+    """strips.json of a LoRA folder, its prompts cut to `prompts` (those of one style of a shared LoRA); None without it."""
     index = Path(out_dir) / FOLDER / INDEX
     if not index.is_file():
-        return ""
+        return None
     record = json.loads(index.read_text(encoding="utf-8"))
+    if prompts is not None:
+        record["prompts"] = [p for p in record["prompts"] if p in set(prompts)]
+    return record
+
+
+def _image(out_dir, step: int, prompt: str) -> Path:
+    from ..storage.inputs import safe_filename
+
+    return Path(out_dir) / FOLDER / f"step{step:06d}" / f"{safe_filename(prompt)}.png"
+
+
+def step_images(out_dir, step: int, prompts=None) -> list[tuple[str, Path]]:
+    """[(prompt, image)] of one validated step; empty when that step was not validated."""
+    record = _record(out_dir, prompts)
+    if record is None or step not in record["steps"]:
+        return []
+    return [(prompt, _image(out_dir, step, prompt)) for prompt in record["prompts"]]
+
+
+def strips_html(out_dir, link, prompts=None) -> str:
+    """The report's strips: one row per validation prompt (of `prompts`, default all), one column per step;
+    `link(path)` -> img tag."""
+    record = _record(out_dir, prompts)
+    if record is None:
+        return ""
     head = "".join(f"<th>step {step}</th>" for step in record["steps"])
     rows = []
     for prompt in record["prompts"]:
-        cells = "".join(f"<td>{link(index.parent / f'step{step:06d}' / f'{safe_filename(prompt)}.png')}</td>"
-                        for step in record["steps"])
+        cells = "".join(f"<td>{link(_image(out_dir, step, prompt))}</td>" for step in record["steps"])
         rows.append(f"<tr><td>{html.escape(prompt)}</td>{cells}</tr>")
     return (f"\n<h3>Validation during LoRA training</h3>\n<table><tr><th>Prompt</th>{head}</tr>\n"
             + "\n".join(rows) + "</table>")
