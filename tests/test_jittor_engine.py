@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from jstyleid.storage.cache import open_caches
 from jstyleid.cli import main
-from jstyleid.training.lora import LORA_FILE, initial_lora, noisy_and_target, train_lora
+from jstyleid.training.lora import LORA_FILE, initial_lora, noisy_and_target, snapshot_file, train_lora
 from jstyleid.engines import load_engine
 from jstyleid.engines.base import Injection
 from jstyleid.engines.jittor import import_jittor
@@ -273,6 +273,26 @@ def test_ten_training_steps_match(trained):
                                  for w in (mine, ref))
         error = np.linalg.norm(my_change - ref_change) / np.linalg.norm(ref_change)
         assert error < WEIGHT_RTOL, (factor, error)
+
+
+def test_a_shared_lora_with_snapshots_trains_on_jittor(tiny_model, tmp_path):
+    """Two styles' images in batches of two, each its own token, and a snapshot equal to a training
+    stopped at its step (the same engine: bit for bit but for float reductions)."""
+    images = []
+    for k, style in enumerate(("03", "11")):
+        (tmp_path / style / "images").mkdir(parents=True)
+        _picture(tmp_path / style / "images" / "0.png", seed=20 + k)
+        images += style_images(tmp_path / style)
+    prompts = ["style_03", "style_11"]
+
+    def train(out, steps, **levers):
+        return train_lora(_engine("jittor", tiny_model), images, out, prompt=prompts, steps=steps, rank=RANK,
+                          alpha=ALPHA, lr=1e-3, batch_size=2, resolution=64, seed=0, **levers)
+
+    train(tmp_path / "shared", 2, snapshot_steps=[1])
+    train(tmp_path / "alone", 1)
+    snapshot, alone = load_file(snapshot_file(tmp_path / "shared", 1)), load_file(tmp_path / "alone" / LORA_FILE)
+    assert max(np.abs(snapshot[k] - alone[k]).max() for k in alone) <= 1e-5
 
 
 def test_lora_from_either_engine_generates_the_same_images(tiny_model, trained):
