@@ -45,7 +45,8 @@ def build(tmp_path):
                            contents=[str(root / "content" / f"{p}.png") for p in PROMPTS],
                            outputs=str(root / "styleid"), loss=None,
                            sweep=[dict(gamma=0.25, temperature=1.5, outputs=str(root / label),
-                                       **({"kind": kind} if kind else {})) for label, kind in KINDS.items()]))
+                                       **({"kind": kind, "variant": label.split("_")[0]} if kind else {}))
+                                  for label, kind in KINDS.items()]))
     lora = tmp_path / "05/lora"
     for step in (0, 2, 4):
         picture(lora / "validation" / f"step{step:06d}" / "a house.png", seed=step)
@@ -107,6 +108,7 @@ def test_each_snapshot_shows_its_validation_images_beside_its_best_candidate(tmp
         best = max(snapshot["settings"], key=lambda label: rows[label]["final"])
         submitted = " (submitted)" if winner in snapshot["settings"] else ""
         assert row[2:] == [str(len(snapshot["settings"])), best + submitted, f"{rows[best]['final']:.4f}"]
+    assert "<th>gamma 0.25, T 1.5</th><th>lora2: gamma 0.25, T 1.5</th>" in page  # the sweep grid names the variant
     strip = page.split("<h3>LoRA snapshots</h3>", 1)[1].split("</table>", 1)[0]
     assert strip.count("<img ") == 2  # the validation prompt at steps 2 and 4, not step 0
 

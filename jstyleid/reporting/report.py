@@ -53,6 +53,7 @@ td.num { text-align: right; }
 tr.won td { background: #e8f5e8; font-weight: bold; }
 img.thumb { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated; }
 img.loss { max-width: 480px; }
+img.chart { max-width: 100%; }
 img.small { width: 48px; height: 48px; object-fit: contain; image-rendering: pixelated; }
 .kept img.small { outline: 3px solid #2a2; }
 figure.candidate { display: inline-block; margin: 0 4px; text-align: center; font-size: 80%; }
@@ -272,10 +273,12 @@ def _candidates_grid(scores_file, prompts, base):
 
 
 def _sweep_heading(run):
-    """gamma 0.5, T 1.5 [, layers sd21_7to11] [, refs rotate]: the layers and reference mode when swept."""
+    """[lora250_s0.6: ]gamma 0.5, T 1.5 [, layers sd21_7to11] [, refs rotate]: the generation variant, the
+    layers and the reference mode when swept."""
     extra = [f", layers {run['layers']}" if "layers" in run else "",
              f", refs {run['style_refs_mode']}" if "style_refs_mode" in run else ""]
-    return f"gamma {run['gamma']}, T {run['temperature']}" + "".join(extra)
+    variant = f"{run['variant']}: " if "variant" in run else ""
+    return f"{variant}gamma {run['gamma']}, T {run['temperature']}" + "".join(extra)
 
 
 def _failures(failures):
