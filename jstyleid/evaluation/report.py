@@ -99,7 +99,7 @@ def style_section(evaluation: dict, style: str, out_dir: Path, scores: dict) -> 
     else:
         note = _selected(chosen)
     return ("\n<h3>Scores</h3>\n" + _table(rows, chosen and chosen["setting"], wins) + note
-            + f'\n<p><img class="chart" src="{chart}" alt="every candidate\'s score"></p>')
+            + f'\n<p><img class="chart" src="{chart}" alt="every candidate\'s score" loading="lazy"></p>')
 
 
 def snapshot_scores(evaluation: dict | None, scores: dict | None, style: str, snapshots: list) -> tuple[str, list]:
