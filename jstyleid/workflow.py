@@ -443,7 +443,7 @@ class Plan:
             return "injection"
         own, params = self.generation(style), self.generation(style, variant)
         return "+".join((["snapshot"] if params["lora_steps"] != own["lora_steps"] else [])
-                        + (["generation"] if any(params[k] != own[k] for k in ("gen_strength", "guidance")) else []))
+                        + (["generation"] if any(params[k] != own[k] for k in VARIANT_KEYS if k != "lora_steps") else []))
 
     def report_sweep(self, style) -> list[dict]:
         """The report manifest's sweep entries; with generation variants, each also names its kind."""
@@ -458,10 +458,10 @@ class Plan:
         nothing without a lora_steps sweep."""
         if not self.setting(style, "sweep").get("lora_steps"):
             return {}
-        own = [p["label"] for p in self.sweep_settings(style) if p["content_caches"] is None]
-        chains = {self.own_lora_steps(style): ["styleid", *own]}
-        for variant, params in self.variants(style).items():
-            chains.setdefault(params["lora_steps"], []).extend(f"{variant}_{label}" for label in self.injection_points(style))
+        chains = {self.own_lora_steps(style): ["styleid"]}
+        for point in self.sweep_settings(style):
+            step = self.generation(style, point["shown"].get("variant"))["lora_steps"]
+            chains.setdefault(step, []).append(point["label"])
         return dict(snapshots=[dict(step=step, settings=labels) for step, labels in sorted(chains.items())])
 
     # -- LoRA training levers (rules/train_lora.smk) --

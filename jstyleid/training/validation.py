@@ -65,7 +65,8 @@ def _record(out_dir, prompts=None) -> dict | None:
         return None
     record = json.loads(index.read_text(encoding="utf-8"))
     if prompts is not None:
-        record["prompts"] = [p for p in record["prompts"] if p in set(prompts)]
+        kept = set(prompts)
+        record["prompts"] = [p for p in record["prompts"] if p in kept]
     return record
 
 
